@@ -1,0 +1,1 @@
+"""Child processes: one model, or one download job, per process."""

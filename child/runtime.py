@@ -1,0 +1,192 @@
+"""The child's main loop, shared by every backend.
+
+The main thread loads the model and then runs generate jobs; a reader thread handles control
+messages from the first moment, so a cancel or shutdown during a slow load works. The child
+exits when stdin closes or a ``shutdown`` arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from corral.child.stdio import Channel
+from corral.protocol import PROTOCOL_VERSION, ProtocolError
+from corral.protocol.messages import (
+    Cancel,
+    ChildKind,
+    Delta,
+    Done,
+    Error,
+    FinishReason,
+    Generate,
+    Hello,
+    LoadProgress,
+    Ready,
+    Shutdown,
+    Started,
+    Stats,
+    StatsRequest,
+    Usage,
+)
+
+log = logging.getLogger("corral.child")
+
+
+@dataclass
+class Job:
+    """One generate request as a backend sees it."""
+
+    request: Generate
+    channel: Channel
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    tokens_sent: int = 0
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    def started(self, prompt_tokens: int) -> None:
+        self.channel.send(Started(request_id=self.request_id, prompt_tokens=prompt_tokens))
+
+    def emit(self, text: str, tokens: int) -> None:
+        self.tokens_sent += tokens
+        self.channel.send(Delta(request_id=self.request_id, text=text, tokens=tokens))
+
+
+class RequestFailed(Exception):
+    """A request-level failure the backend can name (prompt too long, bad parameter)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Backend(Protocol):
+    kind: ChildKind
+    capabilities: tuple[str, ...]
+
+    def load(self, progress: Callable[[float, str], None]) -> Ready: ...
+
+    def generate(self, job: Job) -> tuple[FinishReason, Usage]: ...
+
+
+class Runtime:
+    def __init__(self, backend: Backend, channel: Channel) -> None:
+        self._backend = backend
+        self._channel = channel
+        self._jobs: dict[str, Job] = {}
+        self._jobs_lock = threading.Lock()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._loaded = threading.Event()
+        self._tokens_generated = 0
+
+    def run(self) -> int:
+        backend, channel = self._backend, self._channel
+        channel.send(
+            Hello(
+                protocol_version=PROTOCOL_VERSION,
+                kind=backend.kind,
+                pid=os.getpid(),
+                capabilities=backend.capabilities,
+            )
+        )
+        threading.Thread(target=self._read_loop, name="control", daemon=True).start()
+
+        def progress(fraction: float, message: str) -> None:
+            channel.send(LoadProgress(progress=min(max(fraction, 0.0), 1.0), message=message))
+
+        try:
+            ready = backend.load(progress)
+        except Exception as exc:
+            log.exception("load failed")
+            channel.send(Error(code="load_failed", message=f"{type(exc).__name__}: {exc}"))
+            return 3
+        channel.send(ready)
+        self._loaded.set()
+        while (job := self._queue.get()) is not None:
+            self._run_job(job)
+        return 0
+
+    def _run_job(self, job: Job) -> None:
+        try:
+            if job.cancelled.is_set():
+                reason: FinishReason = "cancelled"
+                usage = Usage(prompt_tokens=0, completion_tokens=0)
+            else:
+                reason, usage = self._backend.generate(job)
+            self._tokens_generated += usage.completion_tokens
+            self._channel.send(Done(request_id=job.request_id, finish_reason=reason, usage=usage))
+        except RequestFailed as exc:
+            self._channel.send(Error(request_id=job.request_id, code=exc.code, message=str(exc)))
+        except Exception as exc:
+            log.exception("generation failed request_id=%s", job.request_id)
+            self._channel.send(
+                Error(
+                    request_id=job.request_id,
+                    code="generation_failed",
+                    message=f"{type(exc).__name__}: {exc}",
+                )
+            )
+        finally:
+            with self._jobs_lock:
+                self._jobs.pop(job.request_id, None)
+
+    def _read_loop(self) -> None:
+        for message in self._channel.messages():
+            if isinstance(message, ProtocolError):
+                log.error("protocol error: %s", message)
+                self._channel.send(
+                    Error(request_id=message.request_id, code="protocol_error", message=str(message))
+                )
+            elif isinstance(message, Generate):
+                self._accept(message)
+            elif isinstance(message, Cancel):
+                with self._jobs_lock:
+                    job = self._jobs.get(message.request_id)
+                if job is not None:
+                    job.cancelled.set()
+            elif isinstance(message, StatsRequest):
+                with self._jobs_lock:
+                    active = len(self._jobs)
+                self._channel.send(
+                    Stats(
+                        active_requests=active,
+                        queued_requests=self._queue.qsize(),
+                        tokens_generated=self._tokens_generated,
+                    )
+                )
+            elif isinstance(message, Shutdown):
+                break
+            else:
+                self._channel.send(
+                    Error(code="unsupported", message=f"{message.type} is not served by this child")
+                )
+        self._stop()
+
+    def _accept(self, request: Generate) -> None:
+        job = Job(request=request, channel=self._channel)
+        with self._jobs_lock:
+            duplicate = request.request_id in self._jobs
+            if not duplicate:
+                self._jobs[request.request_id] = job
+        if duplicate:
+            self._channel.send(
+                Error(request_id=request.request_id, code="duplicate_request", message="request_id in use")
+            )
+            return
+        self._queue.put(job)
+
+    def _stop(self) -> None:
+        with self._jobs_lock:
+            for job in self._jobs.values():
+                job.cancelled.set()
+        if not self._loaded.is_set():
+            # A native load cannot be interrupted from Python; the process is the unit.
+            os._exit(0)
+        self._queue.put(None)

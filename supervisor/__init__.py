@@ -1,0 +1,1 @@
+"""The Corral supervisor: HTTP API, router, scheduler and child processes."""
