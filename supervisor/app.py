@@ -1,0 +1,62 @@
+"""``create_app(settings)``: builds the whole supervisor; resources live in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+
+from corral.supervisor import openai_routes, webui
+from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS, STARTED_AT
+from corral.supervisor.catalog import Catalog
+from corral.supervisor.http_errors import errors_middleware
+from corral.supervisor.model_manager import ModelManager
+from corral.supervisor.settings import Settings
+
+
+def corral_version() -> str:
+    try:
+        return version("corral")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+async def _models(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    catalog = Catalog(settings)
+    manager = ModelManager(catalog, settings)
+    app[CATALOG] = catalog
+    app[MANAGER] = manager
+    actor = asyncio.create_task(manager.run(), name="model-manager")
+    yield
+    await manager.close()
+    actor.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await actor
+
+
+async def health(request: web.Request) -> web.Response:
+    views = request.app[MANAGER].views.values()
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": corral_version(),
+            "uptime_s": round(time.monotonic() - request.app[STARTED_AT], 3),
+            "models_loaded": sum(1 for v in views if v.state == "loaded"),
+        }
+    )
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
+    app[SETTINGS] = settings
+    app[STARTED_AT] = time.monotonic()
+    app.cleanup_ctx.append(_models)
+    app.router.add_get("/health", health)
+    openai_routes.setup(app)
+    webui.setup(app)
+    return app

@@ -1,0 +1,14 @@
+"""Typed keys for the objects that live on the application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from corral.supervisor.catalog import Catalog
+from corral.supervisor.model_manager import ModelManager
+from corral.supervisor.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+CATALOG = web.AppKey("catalog", Catalog)
+MANAGER = web.AppKey("manager", ModelManager)
+STARTED_AT = web.AppKey("started_at", float)

@@ -1,0 +1,145 @@
+"""The shelf of known models: GGUF files under the models directory, presets, the demo model.
+
+Model ids are the GGUF's path relative to the models directory without ``.gguf`` (so
+``llama/tiny.gguf`` is ``llama/tiny``), or a preset's name. Nothing outside the models
+directory can be named: ``..``, absolute paths and symlinks that leave it are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from corral.supervisor.child_process import ChildCommand
+from corral.supervisor.demo_model import DEMO_FILE_NAME, DEMO_SIZE, ensure_demo_model
+from corral.supervisor.errors import BadRequest, ModelNotFound
+from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, Settings
+
+MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+DEFAULT_ALIASES = frozenset({"", "default"})
+# A rough KV-cache cost per context token for small models; the scheduler's budget only
+# needs an upper-ish estimate, and the real figure comes from psutil once loaded.
+KV_BYTES_PER_TOKEN = 32 << 10
+
+Source = Literal["file", "preset", "demo"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    source: Source
+    preset: ModelPreset
+    path: Path | None  # None for the demo model until it is assembled, and for fake models
+    size_bytes: int
+
+    @property
+    def backend(self) -> str:
+        return self.preset.backend
+
+
+def validate_model_id(model_id: str) -> str:
+    if not MODEL_ID_PATTERN.match(model_id) or ".." in model_id.split("/"):
+        raise BadRequest(
+            "model ids are 1-128 characters of letters, digits and . _ : / - "
+            "(no '..' segments, no leading separator)",
+            param="model",
+            code="invalid_model_id",
+        )
+    return model_id
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+class Catalog:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.models_dir = settings.resolved_models_dir
+        self._demo_dir = settings.data_dir / "demo"
+
+    @property
+    def default_model(self) -> str:
+        return self._settings.default_model
+
+    def entries(self) -> dict[str, ModelEntry]:
+        """Every known model, rescanned from disk (cheap: a directory walk)."""
+        found: dict[str, ModelEntry] = {}
+        if self.models_dir.is_dir():
+            for file in sorted(self.models_dir.rglob("*.gguf")):
+                if not file.is_file() or not _inside(file, self.models_dir):
+                    continue
+                model_id = file.relative_to(self.models_dir).with_suffix("").as_posix()
+                if MODEL_ID_PATTERN.match(model_id):
+                    found[model_id] = ModelEntry(
+                        model_id, "file", ModelPreset(), file, file.stat().st_size
+                    )
+        if self._settings.demo_model:
+            demo = self._demo_dir / DEMO_FILE_NAME
+            found[DEMO_MODEL_ID] = ModelEntry(
+                DEMO_MODEL_ID, "demo", ModelPreset(), demo if demo.is_file() else None, DEMO_SIZE
+            )
+        for model_id, preset in self._settings.models.items():
+            path = self._preset_path(model_id, preset)
+            size = path.stat().st_size if path is not None and path.is_file() else 0
+            found[model_id] = ModelEntry(model_id, "preset", preset, path, size)
+        return found
+
+    def _preset_path(self, model_id: str, preset: ModelPreset) -> Path | None:
+        if preset.path is None:
+            return None
+        path = preset.path if preset.path.is_absolute() else self.models_dir / preset.path
+        # Presets come from the operator's config, so absolute paths are allowed there; only
+        # relative ones are held to the models directory.
+        if not preset.path.is_absolute() and not _inside(path, self.models_dir):
+            raise ValueError(f"preset {model_id}: path {preset.path} leaves the models directory")
+        return path
+
+    def resolve(self, name: str | None) -> ModelEntry:
+        """The entry a request's ``model`` names: id, alias, or none/"default"."""
+        wanted = self.default_model if name is None or name in DEFAULT_ALIASES else name
+        entries = self.entries()
+        if wanted in entries:
+            return entries[wanted]
+        for entry in entries.values():
+            if wanted in entry.preset.aliases:
+                return entry
+        validate_model_id(wanted)
+        raise ModelNotFound(f"the model '{wanted}' does not exist", param="model")
+
+    def footprint(self, entry: ModelEntry) -> int:
+        n_ctx = entry.preset.n_ctx or self._settings.n_ctx
+        return entry.size_bytes + n_ctx * KV_BYTES_PER_TOKEN
+
+    async def command(self, entry: ModelEntry) -> ChildCommand:
+        """The child process that serves ``entry`` (assembling the demo model on first use)."""
+        preset, settings = entry.preset, self._settings
+        base = [sys.executable, "-m", "corral.child", preset.backend]
+        if preset.backend == "fake":
+            return ChildCommand([*base, "--model-id", entry.id, *preset.args], label=entry.id)
+        path = entry.path
+        if entry.source == "demo":
+            path = await asyncio.to_thread(ensure_demo_model, self._demo_dir)
+        if path is None or not path.is_file():
+            raise ModelNotFound(f"the model file of '{entry.id}' is missing", param="model")
+        argv = [
+            *base,
+            "--model", str(path),
+            "--model-id", entry.id,
+            "--n-ctx", str(preset.n_ctx or settings.n_ctx),
+            "--n-gpu-layers", str(preset.n_gpu_layers if preset.n_gpu_layers is not None else settings.n_gpu_layers),
+        ]  # fmt: skip
+        threads = preset.n_threads or settings.n_threads
+        if threads:
+            argv += ["--n-threads", str(threads)]
+        if preset.chat_template:
+            argv += ["--chat-template", preset.chat_template]
+        return ChildCommand([*argv, *preset.args], label=entry.id)

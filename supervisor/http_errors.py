@@ -1,0 +1,54 @@
+"""The one middleware that renders every failure as an OpenAI error body."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from corral.supervisor.errors import (
+    BadRequest,
+    CorralError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
+
+log = logging.getLogger("corral.api")
+
+
+def error_response(exc: CorralError) -> web.Response:
+    return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+
+
+def _from_http(exc: web.HTTPException) -> CorralError:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge(f"the request body is larger than the limit: {exc.text}")
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("no such route")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(f"{exc.method} is not allowed here")
+    error = CorralError(exc.reason, code=None)
+    error.status = exc.status
+    error.type = "invalid_request_error" if exc.status < 500 else "server_error"
+    return error
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except CorralError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http(exc))
+    except UnicodeDecodeError:
+        return error_response(BadRequest("the body is not valid UTF-8", code="invalid_json"))
+    except ConnectionResetError:
+        raise  # the client left; nothing to render
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(CorralError("internal server error"))

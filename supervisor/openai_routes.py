@@ -1,0 +1,103 @@
+"""OpenAI routes: thin handlers over the catalog, the model manager and ``Generation``."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS
+from corral.supervisor.catalog import ModelEntry
+from corral.supervisor.generation import Generation
+from corral.supervisor.openai_format import Kind, ResponseIds, collect, sse_body
+from corral.supervisor.openai_schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    parse_body,
+)
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+_STATE_NAMES = {"stopping": "unloading"}
+
+
+def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
+    status = request.app[MANAGER].status(entry.id)
+    view = status.view if status is not None else None
+    state = _STATE_NAMES.get(view.state, view.state) if view is not None else "unloaded"
+    created = int(entry.path.stat().st_mtime) if entry.path is not None and entry.path.exists() else 0
+    return {
+        "id": entry.id,
+        "object": "model",
+        "created": created,
+        "owned_by": "corral",
+        "state": state,
+        "progress": status.progress if status is not None else None,
+        "error": view.failure if view is not None and view.state == "failed" else None,
+        "default": entry.id == request.app[CATALOG].default_model,
+    }
+
+
+async def list_models(request: web.Request) -> web.Response:
+    entries = request.app[CATALOG].entries().values()
+    return web.json_response({"object": "list", "data": [model_object(request, e) for e in entries]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    entry = request.app[CATALOG].resolve(request.match_info["model"])
+    return web.json_response(model_object(request, entry))
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, "chat", parse_body(ChatCompletionRequest, await request.read()))
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, "completion", parse_body(CompletionRequest, await request.read()))
+
+
+async def _generate(
+    request: web.Request, kind: Kind, body: ChatCompletionRequest | CompletionRequest
+) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    entry = request.app[CATALOG].resolve(body.model)
+    request_id = uuid.uuid4().hex
+    generation = Generation(
+        request.app[MANAGER],
+        entry,
+        body.to_generate(request_id, entry.preset, settings.max_tokens_limit),
+        body.keep_alive_seconds(),
+    )
+    await generation.start()
+    ids = ResponseIds.new(kind, request_id, entry.id)
+    try:
+        if not body.stream:
+            text, done = await collect(generation)
+            return web.json_response(ids.full(text, done))
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        await response.prepare(request)
+        body_chunks = sse_body(
+            generation, ids, include_usage=body.include_usage, ping_interval=settings.sse_ping_interval
+        )
+        with contextlib.suppress(ConnectionResetError):
+            async with contextlib.aclosing(body_chunks):
+                async for chunk in body_chunks:
+                    await response.write(chunk)
+            await response.write_eof()
+        return response
+    finally:
+        # Also on a client disconnect (a failed write, or the handler's cancellation):
+        # the generation stops in the child.
+        await generation.close()
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)

@@ -1,0 +1,212 @@
+"""OpenAI request bodies, parsed at the edge and turned at once into the protocol's ``Generate``.
+
+The models are lenient where OpenAI clients send extras (unknown fields are logged, not
+fatal) and strict where a wrong value would silently change the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from corral.protocol.messages import ChatMessage, Generate, SamplingParams
+from corral.supervisor.errors import BadRequest
+from corral.supervisor.settings import ModelPreset
+
+log = logging.getLogger("corral.api")
+
+MAX_STOP_SEQUENCES = 16
+_DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$")
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class TextPart(_Lenient):
+    type: Literal["text"]
+    text: str
+
+
+class OtherPart(_Lenient):
+    type: str
+
+
+class ChatMessageIn(_Lenient):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart | OtherPart] | None = None
+    name: str | None = None
+
+    def text(self, index: int) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        parts = []
+        for part in self.content:
+            if not isinstance(part, TextPart):
+                raise BadRequest(
+                    f"content parts of type '{part.type}' are not supported; send text",
+                    param=f"messages.{index}.content",
+                    code="unsupported_content",
+                )
+            parts.append(part.text)
+        return "".join(parts)
+
+
+class StreamOptions(_Lenient):
+    include_usage: bool = False
+
+
+class _SamplingFields(_Lenient):
+    model: str | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=0)
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repeat_penalty: float | None = Field(default=None, ge=0.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = 1
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    keep_alive: float | str | None = None
+    user: str | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, n: int) -> int:
+        if n != 1:
+            raise ValueError("only n=1 is supported")
+        return n
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(stop, list) and len(stop) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
+        return stop
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+    def keep_alive_seconds(self) -> float | None:
+        """Ollama-style ``keep_alive``: seconds, or a duration such as "5m"; -1 is forever."""
+        value = self.keep_alive
+        if value is None or isinstance(value, float | int):
+            return None if value is None else float(value)
+        match = _DURATION.match(value.strip())
+        if match is None:
+            raise BadRequest(
+                "keep_alive is a number of seconds or a duration like '90s', '5m', '1h'",
+                param="keep_alive",
+            )
+        return float(match.group(1)) * _UNITS[match.group(2)]
+
+    def sampling(self, preset: ModelPreset, max_tokens_limit: int) -> SamplingParams:
+        defaults = preset.sampling
+        max_tokens = getattr(self, "max_completion_tokens", None) or self.max_tokens
+        if max_tokens is not None and max_tokens > max_tokens_limit:
+            raise BadRequest(
+                f"max_tokens may be at most {max_tokens_limit}", param="max_tokens"
+            )
+        bias: dict[int, float] = {}
+        for key, value in (self.logit_bias or {}).items():
+            if not key.lstrip("-").isdigit() or int(key) < 0:
+                raise BadRequest("logit_bias keys are token ids", param="logit_bias")
+            bias[int(key)] = value
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return SamplingParams(
+            max_tokens=max_tokens or defaults.max_tokens,
+            temperature=_pick(self.temperature, defaults.temperature),
+            top_p=_pick(self.top_p, defaults.top_p),
+            top_k=_pick(self.top_k, defaults.top_k),
+            min_p=_pick(self.min_p, defaults.min_p),
+            repeat_penalty=_pick(self.repeat_penalty, defaults.repeat_penalty),
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            seed=self.seed,
+            stop=tuple(stops),
+            logit_bias=bias,
+        )
+
+
+def _pick(value: T | None, default: T | None) -> T | None:
+    return value if value is not None else default
+
+
+class ChatCompletionRequest(_SamplingFields):
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+
+    def to_generate(self, request_id: str, preset: ModelPreset, limit: int) -> Generate:
+        messages = [
+            ChatMessage(
+                role="system" if m.role == "developer" else m.role,
+                content=m.text(i),
+                name=m.name,
+            )
+            for i, m in enumerate(self.messages)
+        ]
+        if preset.system_prompt and not any(m.role == "system" for m in messages):
+            messages.insert(0, ChatMessage(role="system", content=preset.system_prompt))
+        return Generate(
+            request_id=request_id,
+            messages=tuple(messages),
+            params=self.sampling(preset, limit),
+        )
+
+
+class CompletionRequest(_SamplingFields):
+    prompt: str | list[str]
+    echo: bool = False
+    suffix: str | None = None
+    logprobs: int | None = None
+    best_of: int | None = None
+
+    def to_generate(self, request_id: str, preset: ModelPreset, limit: int) -> Generate:
+        prompt = self.prompt
+        if isinstance(prompt, list):
+            if len(prompt) != 1:
+                raise BadRequest("send exactly one prompt per request", param="prompt")
+            prompt = prompt[0]
+        for name, unsupported in (
+            ("echo", self.echo),
+            ("suffix", self.suffix is not None),
+            ("logprobs", self.logprobs is not None),
+            ("best_of", self.best_of not in (None, 1)),
+        ):
+            if unsupported:
+                raise BadRequest(f"'{name}' is not supported", param=name, code="unsupported")
+        return Generate(request_id=request_id, prompt=prompt, params=self.sampling(preset, limit))
+
+
+def parse_body(model: type[M], raw: bytes) -> M:
+    """Parse a JSON body into ``model``; every failure is a 400 naming the field."""
+    try:
+        data: Any = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(f"{where}: {first['msg']}" if where else first["msg"], param=where or None) from None
+    if parsed.model_extra:
+        log.debug("ignored request fields: %s", ", ".join(sorted(parsed.model_extra)))
+    return parsed

@@ -1,0 +1,121 @@
+"""All settings in one pydantic model: command-line flags > ``CORRAL_*`` env > TOML > defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEMO_MODEL_ID = "qwen2.5-coder-0.5b-instruct"
+
+
+def _default_data_dir() -> Path:
+    # systemd's StateDirectory= sets STATE_DIRECTORY; otherwise follow XDG.
+    if state := os.environ.get("STATE_DIRECTORY"):
+        return Path(state.split(":")[0])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "corral"
+
+
+class SamplingDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    max_tokens: int | None = None
+    repeat_penalty: float | None = None
+
+
+class ModelPreset(BaseModel):
+    """A model named in the config file, with its own settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["llama", "fake"] = "llama"
+    path: Path | None = Field(default=None, description="GGUF file, relative to models_dir")
+    n_ctx: int | None = Field(default=None, ge=16)
+    n_threads: int | None = Field(default=None, ge=1)
+    n_gpu_layers: int | None = None
+    chat_template: str | None = None
+    system_prompt: str | None = None
+    sampling: SamplingDefaults = SamplingDefaults()
+    keep_alive: float | None = None
+    pinned: bool = False
+    aliases: list[str] = []
+    args: list[str] = Field(default=[], description="extra arguments for the child process")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CORRAL_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    models_dir: Path | None = Field(default=None, description="default: DATA_DIR/models")
+    default_model: str = DEMO_MODEL_ID
+    demo_model: bool = Field(default=True, description="offer the bundled demo model")
+    models: dict[str, ModelPreset] = {}
+
+    # llama defaults for models without a preset
+    n_ctx: int = Field(default=4096, ge=16)
+    n_threads: int | None = Field(default=None, ge=1)
+    n_gpu_layers: int = 0
+
+    # scheduling
+    max_loaded_models: int = Field(default=2, ge=1)
+    max_queue: int = Field(default=64, ge=0)
+    keep_alive: float = Field(default=300.0, description="seconds idle before unload; <0 never")
+
+    # limits and timeouts
+    max_body_bytes: int = Field(default=8 << 20, ge=1024)
+    max_tokens_limit: int = Field(default=32768, ge=1)
+    child_hello_timeout: float = Field(default=30.0, gt=0)
+    child_load_timeout: float = Field(default=300.0, gt=0)
+    child_stop_timeout: float = Field(default=10.0, gt=0)
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    sse_ping_interval: float = Field(default=15.0, gt=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("data_dir", "models_dir")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config_file`` (TOML), the environment, then ``overrides`` (flags)."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+
+    class _Layered(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            return tuple(sources)
+
+    layered = _Layered(**{k: v for k, v in overrides.items() if v is not None})
+    return Settings.model_validate(layered.model_dump())
