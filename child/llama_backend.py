@@ -79,9 +79,8 @@ class LlamaBackend:
         assert self._llama is not None and self._formatter is not None
         if request.messages is not None:
             try:
-                formatted = self._formatter(
-                    messages=[m.model_dump(exclude_none=True) for m in request.messages]
-                )
+                messages: Any = [m.model_dump(exclude_none=True) for m in request.messages]
+                formatted = self._formatter(messages=messages)
             except Exception as exc:  # the template's own raise_exception, or a Jinja error
                 raise RequestFailed("invalid_messages", f"chat template: {exc}") from None
             tokens = self._llama.tokenize(

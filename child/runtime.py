@@ -142,7 +142,9 @@ class Runtime:
             if isinstance(message, ProtocolError):
                 log.error("protocol error: %s", message)
                 self._channel.send(
-                    Error(request_id=message.request_id, code="protocol_error", message=str(message))
+                    Error(
+                        request_id=message.request_id, code="protocol_error", message=str(message)
+                    )
                 )
             elif isinstance(message, Generate):
                 self._accept(message)
@@ -177,7 +179,11 @@ class Runtime:
                 self._jobs[request.request_id] = job
         if duplicate:
             self._channel.send(
-                Error(request_id=request.request_id, code="duplicate_request", message="request_id in use")
+                Error(
+                    request_id=request.request_id,
+                    code="duplicate_request",
+                    message="request_id in use",
+                )
             )
             return
         self._queue.put(job)

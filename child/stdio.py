@@ -7,6 +7,7 @@ corrupt the frame stream; the supervisor reads stderr as log lines.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -51,11 +52,9 @@ class Channel:
 
     def send(self, message: BaseModel) -> None:
         data = encode(message)
-        with self._lock:
-            try:
-                self._out.write(data)
-            except BrokenPipeError:  # the supervisor is gone; we will see EOF next
-                pass
+        # A broken pipe means the supervisor is gone; we will see EOF on stdin next.
+        with self._lock, contextlib.suppress(BrokenPipeError):
+            self._out.write(data)
 
     def messages(self) -> Iterator[ToChild | ProtocolError]:
         """Yield control messages until stdin closes."""

@@ -130,12 +130,13 @@ class Catalog:
             path = await asyncio.to_thread(ensure_demo_model, self._demo_dir)
         if path is None or not path.is_file():
             raise ModelNotFound(f"the model file of '{entry.id}' is missing", param="model")
+        gpu_layers = settings.n_gpu_layers if preset.n_gpu_layers is None else preset.n_gpu_layers
         argv = [
             *base,
             "--model", str(path),
             "--model-id", entry.id,
             "--n-ctx", str(preset.n_ctx or settings.n_ctx),
-            "--n-gpu-layers", str(preset.n_gpu_layers if preset.n_gpu_layers is not None else settings.n_gpu_layers),
+            "--n-gpu-layers", str(gpu_layers),
         ]  # fmt: skip
         threads = preset.n_threads or settings.n_threads
         if threads:

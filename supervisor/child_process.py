@@ -16,9 +16,17 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from corral.protocol import FROM_CHILD, PROTOCOL_VERSION, LineSplitter, ProtocolError, decode, encode
+from corral.protocol import (
+    FROM_CHILD,
+    PROTOCOL_VERSION,
+    LineSplitter,
+    ProtocolError,
+    decode,
+    encode,
+)
 from corral.protocol.messages import (
     Cancel,
+    Delta,
     Done,
     Error,
     FromChild,
@@ -28,7 +36,6 @@ from corral.protocol.messages import (
     Ready,
     Shutdown,
     Started,
-    Delta,
     ToChild,
 )
 from corral.supervisor.errors import BadGateway
@@ -57,7 +64,11 @@ class ChildExit:
 
     def describe(self) -> str:
         code = self.returncode
-        how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        how = (
+            f"was killed by signal {-code}"
+            if code is not None and code < 0
+            else f"exited with code {code}"
+        )
         tail = " | ".join(self.stderr_tail[-5:])
         return f"the model process {how}" + (f"; last log lines: {tail}" if tail else "")
 
@@ -148,7 +159,9 @@ class ChildProcess:
             return await asyncio.wait_for(asyncio.shield(self._ready), load_timeout)
         except TimeoutError:
             await self.kill()
-            raise ChildFailed(f"{self.command.label}: the model process did not start in time") from None
+            raise ChildFailed(
+                f"{self.command.label}: the model process did not start in time"
+            ) from None
         except ChildFailed:
             await self.kill()
             raise
@@ -173,7 +186,7 @@ class ChildProcess:
             raise
         return handle
 
-    async def stop(self, timeout: float) -> None:
+    async def stop(self, grace: float) -> None:
         """Ask politely (shutdown frame, stdin EOF), then SIGTERM, then SIGKILL."""
         proc = self._proc
         if proc is None or self._exited.is_set():
@@ -189,7 +202,7 @@ class ChildProcess:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(sig)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exited.wait(), timeout / 2 if sig is None else timeout)
+                await asyncio.wait_for(self._exited.wait(), grace / 2 if sig is None else grace)
                 break
         await self._finish_tasks()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,10 +16,14 @@ from corral.supervisor.settings import Settings, load_settings
 def _settings_help() -> str:
     lines = ["settings (TOML key = CORRAL_<KEY> environment variable; flags win over both):"]
     for name, field in Settings.model_fields.items():
-        default = field.default_factory.__name__ + "()" if field.default_factory else repr(field.default)
+        default = (
+            field.default_factory.__name__ + "()" if field.default_factory else repr(field.default)
+        )
         note = f" - {field.description}" if field.description else ""
         lines.append(f"  {name:<22} CORRAL_{name.upper():<24} default {default}{note}")
-    lines.append("  [models.<id>] tables define presets: backend, path, n_ctx, n_threads, n_gpu_layers,")
+    lines.append(
+        "  [models.<id>] tables define presets: backend, path, n_ctx, n_threads, n_gpu_layers,"
+    )
     lines.append("  chat_template, system_prompt, sampling, keep_alive, pinned, aliases, args.")
     return "\n".join(lines)
 

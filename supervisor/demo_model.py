@@ -55,9 +55,13 @@ def ensure_demo_model(directory: Path) -> Path:
     """
     target = directory / DEMO_FILE_NAME
     marker = target.with_suffix(".verified")
-    if target.is_file() and marker.is_file() and target.stat().st_size == DEMO_SIZE:
-        if marker.read_text().strip() == DEMO_SHA256:
-            return target
+    if (
+        target.is_file()
+        and marker.is_file()
+        and target.stat().st_size == DEMO_SIZE
+        and marker.read_text().strip() == DEMO_SHA256
+    ):
+        return target
     directory.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".partial-{os.getpid()}")
     digest = hashlib.sha256()

@@ -136,7 +136,11 @@ class ModelManager:
         self._post(lambda now: self._scheduler.finish(lease.ticket, now))
 
     async def load(self, entry: ModelEntry) -> None:
-        self._post(lambda now: self._register(entry) or self._scheduler.load(entry.id, now))
+        def command(now: float) -> list[Effect]:
+            self._register(entry)
+            return self._scheduler.load(entry.id, now)
+
+        self._post(command)
 
     async def unload(self, model_id: str) -> None:
         self._post(lambda now: self._scheduler.unload(model_id, now))
@@ -186,7 +190,11 @@ class ModelManager:
         for future in self._waiters.values():
             if not future.done():
                 future.set_exception(ServiceUnavailable("the server is shutting down"))
-        stops = [rt.child.stop(self.settings.child_stop_timeout) for rt in self._runtime.values() if rt.child]
+        stops = [
+            rt.child.stop(self.settings.child_stop_timeout)
+            for rt in self._runtime.values()
+            if rt.child
+        ]
         await asyncio.gather(*stops, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
@@ -250,7 +258,9 @@ class ModelManager:
         try:
             command = await self.catalog.command(entry)
             child = ChildProcess(
-                command, on_exit=lambda exit_: self._child_exited(model_id, child, exit_), on_progress=progress
+                command,
+                on_exit=lambda exit_: self._child_exited(model_id, child, exit_),
+                on_progress=progress,
             )
             rt.child = child
             log.info("loading %s", model_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,7 +18,11 @@ PING = b": ping\n\n"
 
 
 def sse_event(payload: Any) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    return (
+        b"data: "
+        + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        + b"\n\n"
+    )
 
 
 def usage_dict(usage: Usage) -> dict[str, int]:
@@ -59,18 +63,30 @@ class ResponseIds:
             }
             body = self._envelope("chat.completion")
         else:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason(done)}
+            choice = {
+                "index": 0,
+                "text": text,
+                "logprobs": None,
+                "finish_reason": finish_reason(done),
+            }
             body = self._envelope("text_completion")
         return {**body, "choices": [choice], "usage": usage_dict(done.usage)}
 
-    def chunk(self, text: str | None, reason: str | None = None, *, role: bool = False) -> dict[str, Any]:
+    def chunk(
+        self, text: str | None, reason: str | None = None, *, role: bool = False
+    ) -> dict[str, Any]:
         if self.kind == "chat":
             delta: dict[str, Any] = {}
             if role:
                 delta["role"] = "assistant"
             if text is not None:
                 delta["content"] = text
-            choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+            choice: dict[str, Any] = {
+                "index": 0,
+                "delta": delta,
+                "logprobs": None,
+                "finish_reason": reason,
+            }
             return {**self._envelope("chat.completion.chunk"), "choices": [choice]}
         choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": reason}
         return {**self._envelope("text_completion"), "choices": [choice]}
@@ -83,14 +99,15 @@ class ResponseIds:
 async def collect(generation: Generation) -> tuple[str, Done]:
     parts: list[str] = []
     async for delta in generation.deltas():
-        parts.append(delta.text)
+        if delta is not None:
+            parts.append(delta.text)
     assert generation.done is not None
     return "".join(parts), generation.done
 
 
 async def sse_body(
     generation: Generation, ids: ResponseIds, *, include_usage: bool, ping_interval: float
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The SSE body of a streaming response, event by event, with ``: ping`` when idle.
 
     Errors after the stream started go out as an error event followed by ``[DONE]``, since

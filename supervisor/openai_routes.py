@@ -30,7 +30,9 @@ def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
     status = request.app[MANAGER].status(entry.id)
     view = status.view if status is not None else None
     state = _STATE_NAMES.get(view.state, view.state) if view is not None else "unloaded"
-    created = int(entry.path.stat().st_mtime) if entry.path is not None and entry.path.exists() else 0
+    created = (
+        int(entry.path.stat().st_mtime) if entry.path is not None and entry.path.exists() else 0
+    )
     return {
         "id": entry.id,
         "object": "model",
@@ -45,7 +47,9 @@ def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
 
 async def list_models(request: web.Request) -> web.Response:
     entries = request.app[CATALOG].entries().values()
-    return web.json_response({"object": "list", "data": [model_object(request, e) for e in entries]})
+    return web.json_response(
+        {"object": "list", "data": [model_object(request, e) for e in entries]}
+    )
 
 
 async def get_model(request: web.Request) -> web.Response:
@@ -58,7 +62,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
-    return await _generate(request, "completion", parse_body(CompletionRequest, await request.read()))
+    return await _generate(
+        request, "completion", parse_body(CompletionRequest, await request.read())
+    )
 
 
 async def _generate(
@@ -82,7 +88,10 @@ async def _generate(
         response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
         body_chunks = sse_body(
-            generation, ids, include_usage=body.include_usage, ping_interval=settings.sse_ping_interval
+            generation,
+            ids,
+            include_usage=body.include_usage,
+            ping_interval=settings.sse_ping_interval,
         )
         with contextlib.suppress(ConnectionResetError):
             async with contextlib.aclosing(body_chunks):

@@ -119,9 +119,7 @@ class _SamplingFields(_Lenient):
         defaults = preset.sampling
         max_tokens = getattr(self, "max_completion_tokens", None) or self.max_tokens
         if max_tokens is not None and max_tokens > max_tokens_limit:
-            raise BadRequest(
-                f"max_tokens may be at most {max_tokens_limit}", param="max_tokens"
-            )
+            raise BadRequest(f"max_tokens may be at most {max_tokens_limit}", param="max_tokens")
         bias: dict[int, float] = {}
         for key, value in (self.logit_bias or {}).items():
             if not key.lstrip("-").isdigit() or int(key) < 0:
@@ -206,7 +204,9 @@ def parse_body(model: type[M], raw: bytes) -> M:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(f"{where}: {first['msg']}" if where else first["msg"], param=where or None) from None
+        raise BadRequest(
+            f"{where}: {first['msg']}" if where else first["msg"], param=where or None
+        ) from None
     if parsed.model_extra:
         log.debug("ignored request fields: %s", ", ".join(sorted(parsed.model_extra)))
     return parsed

@@ -56,7 +56,9 @@ class ModelPreset(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CORRAL_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="CORRAL_", env_nested_delimiter="__", extra="forbid"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
