@@ -58,6 +58,8 @@ class FakeBackend:
                 "context_length_exceeded",
                 f"prompt has {prompt_tokens} tokens; the context holds {self.n_ctx}",
             )
+        if self.crash_after == 0:
+            os._exit(13)
         job.started(prompt_tokens)
         if self.hang == "generate":
             threading.Event().wait()

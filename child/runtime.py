@@ -122,6 +122,12 @@ class Runtime:
                 reason, usage = self._backend.generate(job)
             self._tokens_generated += usage.completion_tokens
             self._channel.send(Done(request_id=job.request_id, finish_reason=reason, usage=usage))
+            log.info(
+                "request %s finished: reason=%s completion_tokens=%d",
+                job.request_id,
+                reason,
+                usage.completion_tokens,
+            )
         except RequestFailed as exc:
             self._channel.send(Error(request_id=job.request_id, code=exc.code, message=str(exc)))
         except Exception as exc:

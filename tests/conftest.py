@@ -1,0 +1,137 @@
+"""Shared fixtures: generated models, a shared demo-model data dir, real supervisor processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.support.supervisor_proc import Supervisor, pid_alive
+from tests.support.tiny_gguf import write_tiny_gguf
+
+# Fake models for fault and scheduling tests: real child processes speaking the real protocol.
+FAKE_PRESETS = """
+[models.fake]
+backend = "fake"
+
+[models.fake-slow]
+backend = "fake"
+args = ["--tokens-per-second", "40", "--reply-tokens", "100000"]
+
+[models.fake-slow-load]
+backend = "fake"
+args = ["--load-delay", "1.0"]
+
+[models.fake-crash-start]
+backend = "fake"
+args = ["--crash-after", "0"]
+
+[models.fake-bad-load]
+backend = "fake"
+args = ["--fail-load"]
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("models")
+    write_tiny_gguf(directory / "tiny.gguf", seed=1, n_ctx=512)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data dir per test session, so the 491 MB demo model is assembled only once."""
+    return tmp_path_factory.mktemp("data")
+
+
+SupervisorFactory = Callable[..., Supervisor]
+
+
+@pytest.fixture
+def supervisor(
+    tmp_path: Path, tiny_models_dir: Path, shared_data_dir: Path
+) -> Iterator[SupervisorFactory]:
+    """Start real supervisors: ``supervisor(config_text, env=..., data_dir=...)``.
+
+    Every supervisor is stopped at teardown, and every child it spawned must be gone then.
+    """
+    started: list[Supervisor] = []
+
+    def start(
+        config: str = "",
+        *,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        models_dir: Path | None = None,
+        presets: bool = True,
+    ) -> Supervisor:
+        config_file = tmp_path / f"corral-{len(started)}.toml"
+        text = 'default_model = "tiny"\nn_ctx = 512\n' + config + (FAKE_PRESETS if presets else "")
+        config_file.write_text(text)
+        sup = Supervisor(
+            data_dir=data_dir or shared_data_dir,
+            models_dir=models_dir or tiny_models_dir,
+            config=config_file,
+            env=env or {},
+        )
+        started.append(sup)
+        return sup.start()
+
+    yield start
+    for sup in started:
+        children = [int(pid) for pid in _child_pids(sup)]
+        if sup.proc is not None and sup.proc.poll() is None:
+            sup.terminate()
+        for pid in children:
+            assert not pid_alive(pid), f"child {pid} outlived its supervisor"
+
+
+def _child_pids(sup: Supervisor) -> list[str]:
+    if sup.proc is None:
+        return []
+    path = f"/proc/{sup.proc.pid}/task/{sup.proc.pid}/children"
+    try:
+        with open(path) as handle:
+            return handle.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def client_for(sup: Supervisor, timeout: float = 120.0) -> openai.OpenAI:
+    return openai.OpenAI(base_url=sup.base_url + "/v1", api_key="unused", max_retries=0, timeout=timeout)
+
+
+def have_llama() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def have_demo() -> bool:
+    try:
+        from corral.supervisor.demo_model import part_paths
+
+        part_paths()
+    except Exception:
+        return False
+    return True
+
+
+def free_disk(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpx honours proxy variables; tests talk to loopback only.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    os.environ.setdefault("CORRAL_CHILD_LOG_LEVEL", "INFO")
