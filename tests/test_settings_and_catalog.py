@@ -1,0 +1,76 @@
+"""Settings precedence and the model catalog's id and path rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from corral.supervisor.catalog import Catalog, validate_model_id
+from corral.supervisor.errors import BadRequest, ModelNotFound
+from corral.supervisor.settings import load_settings
+
+
+def test_flags_beat_env_beat_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('port = 1111\nhost = "0.0.0.0"\nn_ctx = 1024\n[models.x]\nbackend = "fake"\n')
+    monkeypatch.setenv("CORRAL_PORT", "2222")
+    monkeypatch.setenv("CORRAL_N_CTX", "2048")
+    settings = load_settings(config, port=3333)
+    assert settings.port == 3333
+    assert settings.n_ctx == 2048
+    assert settings.host == "0.0.0.0"
+    assert settings.models["x"].backend == "fake"
+
+
+def test_unknown_setting_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("prot = 1\n")
+    with pytest.raises(ValueError, match="prot"):
+        load_settings(config)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_settings(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("bad", ["", "../x", "a/../../b", "/etc/passwd", "a b", "x" * 129, "-lead"])
+def test_invalid_model_ids(bad: str) -> None:
+    with pytest.raises(BadRequest):
+        validate_model_id(bad)
+
+
+def test_catalog_lists_files_and_refuses_symlinks_out(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "org").mkdir(parents=True)
+    (models / "org" / "one.gguf").write_bytes(b"GGUF")
+    outside = tmp_path / "secret.gguf"
+    outside.write_bytes(b"GGUF")
+    os.symlink(outside, models / "escape.gguf")
+    settings = load_settings(None, data_dir=tmp_path / "data", models_dir=models, demo_model=False)
+    catalog = Catalog(settings)
+    assert set(catalog.entries()) == {"org/one"}
+    assert catalog.resolve("org/one").path == models / "org" / "one.gguf"
+    with pytest.raises(ModelNotFound):
+        catalog.resolve("escape")
+    with pytest.raises(BadRequest):
+        catalog.resolve("../secret")
+
+
+def test_preset_aliases_and_default(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('default_model = "f"\n[models.f]\nbackend = "fake"\naliases = ["gpt-4o"]\n')
+    catalog = Catalog(load_settings(config, data_dir=tmp_path, demo_model=False))
+    assert catalog.resolve(None).id == "f"
+    assert catalog.resolve("default").id == "f"
+    assert catalog.resolve("gpt-4o").id == "f"
+
+
+def test_preset_relative_path_may_not_leave_models_dir(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[models.bad]\npath = "../../etc/x.gguf"\n')
+    catalog = Catalog(load_settings(config, data_dir=tmp_path, demo_model=False))
+    with pytest.raises(ValueError, match="leaves the models directory"):
+        catalog.entries()
