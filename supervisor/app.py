@@ -15,7 +15,7 @@ from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS, STARTED_AT
 from corral.supervisor.catalog import Catalog
 from corral.supervisor.http_errors import errors_middleware
 from corral.supervisor.model_manager import ModelManager
-from corral.supervisor.settings import Settings
+from corral.supervisor.settings import LiveSettings, Settings
 
 
 def corral_version() -> str:
@@ -26,7 +26,7 @@ def corral_version() -> str:
 
 
 async def _models(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+    settings = app[SETTINGS].current
     catalog = Catalog(settings)
     manager = ModelManager(catalog, settings)
     app[CATALOG] = catalog
@@ -53,7 +53,7 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
-    app[SETTINGS] = settings
+    app[SETTINGS] = LiveSettings(settings)
     app[STARTED_AT] = time.monotonic()
     app.cleanup_ctx.append(_models)
     app.router.add_get("/health", health)

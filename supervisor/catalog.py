@@ -66,6 +66,10 @@ class Catalog:
         self.models_dir = settings.resolved_models_dir
         self._demo_dir = settings.data_dir / "demo"
 
+    def reconfigure(self, settings: Settings) -> None:
+        """New presets and defaults (SIGHUP); the directories stay as they were at start."""
+        self._settings = settings
+
     @property
     def default_model(self) -> str:
         return self._settings.default_model

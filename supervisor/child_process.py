@@ -39,6 +39,7 @@ from corral.protocol.messages import (
     ToChild,
 )
 from corral.supervisor.errors import BadGateway
+from corral.supervisor.sdnotify import CHILD_ENV_DROP
 
 log = logging.getLogger("corral.child")
 
@@ -136,7 +137,8 @@ class ChildProcess:
         """Spawn and wait for ``ready``; raises ChildFailed on any failure (the child is gone)."""
         loop = asyncio.get_running_loop()
         self._hello, self._ready = loop.create_future(), loop.create_future()
-        env = {**os.environ, **self.command.env, "CORRAL_PARENT_PID": str(os.getpid())}
+        env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROP}
+        env.update(self.command.env, CORRAL_PARENT_PID=str(os.getpid()))
         self._proc = await asyncio.create_subprocess_exec(
             *self.command.argv,
             stdin=asyncio.subprocess.PIPE,

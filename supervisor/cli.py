@@ -55,16 +55,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
+        flags = {
+            "host": args.host,
+            "port": args.port,
+            "data_dir": args.data_dir,
+            "models_dir": args.models_dir,
+            "default_model": args.default_model,
+            "log_level": args.log_level,
+        }
+
+        def reload() -> Settings:
+            return load_settings(args.config, **flags)
+
         try:
-            settings = load_settings(
-                args.config,
-                host=args.host,
-                port=args.port,
-                data_dir=args.data_dir,
-                models_dir=args.models_dir,
-                default_model=args.default_model,
-                log_level=args.log_level,
-            )
+            settings = reload()
         except (ValidationError, FileNotFoundError, ValueError) as exc:
             print(f"corral: invalid settings: {exc}", file=sys.stderr)
             return 2
@@ -73,5 +77,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from corral.supervisor.server import serve
 
-        return uvloop.run(serve(settings))
+        return uvloop.run(serve(settings, reload))
     return 2

@@ -73,6 +73,14 @@ class _ModelRuntime:
     restarts: int = 0
 
 
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        max_loaded=settings.max_loaded_models,
+        max_queue=settings.max_queue,
+        default_keep_alive=settings.keep_alive,
+    )
+
+
 def _reject_error(effect: Reject) -> CorralError:
     headers = {}
     if effect.retry_after is not None:
@@ -105,14 +113,30 @@ class ModelManager:
     _tickets: itertools.count[int] = field(default_factory=itertools.count, init=False)
 
     def __post_init__(self) -> None:
-        s = self.settings
-        self._scheduler = Scheduler(
-            Limits(
-                max_loaded=s.max_loaded_models,
-                max_queue=s.max_queue,
-                default_keep_alive=s.keep_alive,
-            )
-        )
+        self._scheduler = Scheduler(_limits(self.settings))
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Apply reloaded settings: new limits, and unload models whose settings changed.
+
+        Models whose settings did not change keep running, and so do their requests.
+        """
+        self.settings = settings
+        entries = self.catalog.entries()
+
+        def command(now: float) -> list[Effect]:
+            self._scheduler.limits = _limits(settings)
+            effects: list[Effect] = []
+            for model_id, old in list(self._entries.items()):
+                new = entries.get(model_id)
+                if new is None:
+                    effects += self._scheduler.unregister(model_id, now)
+                    del self._entries[model_id]
+                elif new != old:
+                    self._register(new)
+                    effects += self._scheduler.unload(model_id, now)
+            return effects
+
+        self._post(command)
 
     # --- public API (any task) ------------------------------------------------------------
 

@@ -70,7 +70,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
 async def _generate(
     request: web.Request, kind: Kind, body: ChatCompletionRequest | CompletionRequest
 ) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     entry = request.app[CATALOG].resolve(body.model)
     request_id = uuid.uuid4().hex
     generation = Generation(

@@ -1,18 +1,30 @@
-"""Runs the app: listen, wait for SIGTERM/SIGINT, drain, stop children, exit 0."""
+"""Runs the app as a daemon: listen, tell systemd, reload on SIGHUP, drain on SIGTERM.
+
+READY=1 goes out only once the port accepts connections; WATCHDOG=1 is sent from the event
+loop itself, so a stuck loop is restarted by systemd; STOPPING=1 precedes the drain.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Callable
 
 from aiohttp import web
 
 from corral.supervisor.app import create_app
+from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS
+from corral.supervisor.sdnotify import Notifier, run_watchdog
 from corral.supervisor.settings import Settings
 
 log = logging.getLogger("corral.server")
+
+STATUS_INTERVAL = 2.0
+# Settings read once at start; a reload that changes them needs a restart.
+_RESTART_ONLY = ("host", "port", "data_dir", "models_dir", "max_body_bytes")
 
 
 def _bound_port(site: web.TCPSite) -> int:
@@ -24,7 +36,39 @@ def _bound_port(site: web.TCPSite) -> int:
     return 0
 
 
-async def serve(settings: Settings) -> int:
+def _status_line(app: web.Application) -> str:
+    views = app[MANAGER].views.values()
+    loaded = sum(1 for v in views if v.state == "loaded")
+    in_flight = sum(v.in_flight for v in views)
+    queued = sum(v.queued for v in views)
+    return f"{loaded} models loaded, {in_flight} requests in flight, {queued} queued"
+
+
+async def _report_status(app: web.Application, notifier: Notifier) -> None:
+    last = ""
+    while True:
+        line = _status_line(app)
+        if line != last:
+            notifier.status(line)
+            last = line
+        await asyncio.sleep(STATUS_INTERVAL)
+
+
+def reload_app(app: web.Application, fresh: Settings) -> None:
+    """Swap in reloaded settings without dropping connections or unchanged models."""
+    live = app[SETTINGS]
+    for name in _RESTART_ONLY:
+        if getattr(fresh, name) != getattr(live.current, name):
+            log.warning("reload: %s changed; it takes effect after a restart", name)
+    live.current = fresh.model_copy(update={n: getattr(live.current, n) for n in _RESTART_ONLY})
+    logging.getLogger().setLevel(fresh.log_level)
+    app[CATALOG].reconfigure(live.current)
+    app[MANAGER].reconfigure(live.current)
+    log.info("reloaded settings")
+
+
+async def serve(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> int:
+    notifier = Notifier.from_env()
     app = create_app(settings)
     # handler_cancellation: a client that disconnects cancels its handler, which cancels the
     # generation in the child. shutdown_timeout is the drain grace on SIGTERM.
@@ -39,15 +83,36 @@ async def serve(settings: Settings) -> int:
     await site.start()
     port = _bound_port(site)
     log.info("listening on http://%s:%d", settings.host, port)
+    notifier.ready(f"listening on {settings.host}:{port}")
+
+    background = [asyncio.create_task(_report_status(app, notifier), name="sd-status")]
+    if (interval := notifier.watchdog_interval()) is not None:
+        background.append(asyncio.create_task(run_watchdog(notifier, interval), name="sd-watchdog"))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def on_hup() -> None:
+        notifier.reloading()
+        try:
+            if reload_settings is not None:
+                reload_app(app, reload_settings())
+        except Exception as exc:  # a bad edit keeps the old settings; the daemon stays up
+            log.error("reload failed, keeping the old settings: %s", exc)
+        notifier.ready(_status_line(app))
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     await stop.wait()
+    notifier.stopping()
     log.info("shutting down: draining requests for up to %.0f s", settings.shutdown_grace)
     # Stops accepting, waits for in-flight requests up to the grace period, then runs the
     # cleanup contexts (which stop every child).
     await runner.cleanup()
+    for task in background:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     log.info("stopped")
     return 0

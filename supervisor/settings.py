@@ -99,6 +99,13 @@ class Settings(BaseSettings):
         return self.models_dir or self.data_dir / "models"
 
 
+class LiveSettings:
+    """The settings in force; a reload (SIGHUP) swaps ``current`` as one assignment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.current = settings
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from ``config_file`` (TOML), the environment, then ``overrides`` (flags)."""
     if config_file is not None and not config_file.is_file():
