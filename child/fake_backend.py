@@ -29,11 +29,13 @@ class FakeBackend:
     hang: HangMode = "never"
     fail_load: bool = False
     n_ctx: int = 4096
+    concurrency: int = 8
     kind: ChildKind = "fake"
     capabilities: tuple[str, ...] = ("chat", "completion")
 
     def __post_init__(self) -> None:
         self._tokens_total = 0
+        self._count_lock = threading.Lock()
 
     def load(self, progress: Callable[[float, str], None]) -> Ready:
         if self.hang == "load":
@@ -80,7 +82,9 @@ class FakeBackend:
             if hit is not None:
                 break
             job.emit(piece, 1)
-            self._tokens_total += 1
-            if self.crash_after is not None and self._tokens_total >= self.crash_after:
+            with self._count_lock:
+                self._tokens_total += 1
+                total = self._tokens_total
+            if self.crash_after is not None and total >= self.crash_after:
                 os._exit(13)
         return reason, Usage(prompt_tokens=prompt_tokens, completion_tokens=count)

@@ -42,6 +42,7 @@ class LlamaBackend:
     n_batch: int = 512
     n_gpu_layers: int = 0
     chat_template: str | None = None
+    concurrency: int = 1  # one llama context serves one sequence at a time
     kind: ChildKind = "llama"
     capabilities: tuple[str, ...] = ("chat", "completion")
     _llama: llama_cpp.Llama | None = field(default=None, init=False)

@@ -70,6 +70,7 @@ class RequestFailed(Exception):
 class Backend(Protocol):
     kind: ChildKind
     capabilities: tuple[str, ...]
+    concurrency: int  # requests served at once; more wait in the child's queue
 
     def load(self, progress: Callable[[float, str], None]) -> Ready: ...
 
@@ -109,9 +110,20 @@ class Runtime:
             return 3
         channel.send(ready)
         self._loaded.set()
+        workers = [
+            threading.Thread(target=self._work, name=f"worker-{i}", daemon=True)
+            for i in range(max(1, backend.concurrency))
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return 0
+
+    def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             self._run_job(job)
-        return 0
+        self._queue.put(None)  # pass the stop marker on to the next worker
 
     def _run_job(self, job: Job) -> None:
         try:
@@ -120,7 +132,8 @@ class Runtime:
                 usage = Usage(prompt_tokens=0, completion_tokens=0)
             else:
                 reason, usage = self._backend.generate(job)
-            self._tokens_generated += usage.completion_tokens
+            with self._jobs_lock:
+                self._tokens_generated += usage.completion_tokens
             self._channel.send(Done(request_id=job.request_id, finish_reason=reason, usage=usage))
             log.info(
                 "request %s finished: reason=%s completion_tokens=%d",

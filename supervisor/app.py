@@ -10,12 +10,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from corral.supervisor import openai_routes, webui
-from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS, STARTED_AT
+from corral.supervisor import openai_routes, stream_routes, webui
+from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS, STARTED_AT, STREAMS
 from corral.supervisor.catalog import Catalog
 from corral.supervisor.http_errors import errors_middleware
 from corral.supervisor.model_manager import ModelManager
+from corral.supervisor.resumable import Streams
 from corral.supervisor.settings import LiveSettings, Settings
+from corral.supervisor.stream_sessions import SessionRegistry
 
 
 def corral_version() -> str:
@@ -39,6 +41,29 @@ async def _models(app: web.Application) -> AsyncIterator[None]:
         await actor
 
 
+async def _streams(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS].current
+    streams = Streams(
+        SessionRegistry(
+            ring_capacity=settings.stream_buffer_bytes,
+            total_capacity=settings.stream_total_bytes,
+            ttl=settings.stream_ttl,
+        )
+    )
+    app[STREAMS] = streams
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(min(30.0, max(settings.stream_ttl / 4, 0.1)))
+            streams.registry.sweep()
+
+    sweeper = asyncio.create_task(sweep(), name="stream-sweep")
+    yield
+    sweeper.cancel()
+    # Before the children stop: every follower gets a clean end, no reader hangs.
+    await streams.close()
+
+
 async def health(request: web.Request) -> web.Response:
     views = request.app[MANAGER].views.values()
     return web.json_response(
@@ -56,7 +81,9 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = LiveSettings(settings)
     app[STARTED_AT] = time.monotonic()
     app.cleanup_ctx.append(_models)
+    app.cleanup_ctx.append(_streams)  # cleaned up first (reverse order), while children live
     app.router.add_get("/health", health)
     openai_routes.setup(app)
+    stream_routes.setup(app)
     webui.setup(app)
     return app

@@ -28,7 +28,7 @@ def _error_from_child(frame: Error) -> CorralError:
     return BadGateway(frame.message, code=frame.code)
 
 
-@dataclass
+@dataclass(eq=False)  # tracked in sets by identity
 class Generation:
     manager: ModelManager
     entry: ModelEntry
@@ -49,6 +49,7 @@ class Generation:
     async def start(self) -> None:
         try:
             self._lease = await self.manager.acquire(self.entry, self.keep_alive)
+            self.manager.track(self)
             self._handle = await self._lease.child.open_request(self.request)
             event = await self._handle.next_event()
             if not isinstance(event, Started):
@@ -97,7 +98,15 @@ class Generation:
                 await handle.cancel()
         lease, self._lease = self._lease, None
         if lease is not None:
+            self.manager.untrack(self)
             self.manager.release(lease)
+
+    async def interrupt(self) -> None:
+        """Ask the child to stop early; the stream still ends normally (shutdown drain)."""
+        handle = self._handle
+        if handle is not None and not handle.finished:
+            with contextlib.suppress(ChildFailed):
+                await handle.cancel()
 
     @property
     def ttft(self) -> float | None:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from corral.supervisor.catalog import Catalog, ModelEntry
 from corral.supervisor.child_process import ChildExit, ChildFailed, ChildProcess
@@ -41,6 +41,10 @@ from corral.supervisor.settings import Settings
 log = logging.getLogger("corral.scheduler")
 
 Command = Callable[[float], list[Effect]]
+
+
+class Interruptible(Protocol):
+    async def interrupt(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ class ModelManager:
     _runtime: dict[str, _ModelRuntime] = field(default_factory=dict, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _tickets: itertools.count[int] = field(default_factory=itertools.count, init=False)
+    _generations: set[Interruptible] = field(default_factory=set, init=False)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def __post_init__(self) -> None:
         self._scheduler = Scheduler(_limits(self.settings))
@@ -183,6 +189,29 @@ class ModelManager:
             wall_last_used=rt.wall_last_used,
             restarts=rt.restarts,
         )
+
+    def track(self, generation: Interruptible) -> None:
+        self._generations.add(generation)
+        self._idle.clear()
+
+    def untrack(self, generation: Interruptible) -> None:
+        self._generations.discard(generation)
+        if not self._generations:
+            self._idle.set()
+
+    async def drain(self, grace: float) -> int:
+        """Let running generations finish for up to ``grace`` seconds, then interrupt the rest.
+
+        An interrupted generation is cancelled in its child and ends like a finished one
+        (a final chunk and ``[DONE]``), so no client sees a cut connection. Returns how many
+        were interrupted.
+        """
+        if self._generations:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        left = list(self._generations)
+        await asyncio.gather(*(g.interrupt() for g in left), return_exceptions=True)
+        return len(left)
 
     def children(self) -> dict[str, ChildProcess]:
         return {m: rt.child for m, rt in self._runtime.items() if rt.child is not None}

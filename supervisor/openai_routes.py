@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS
+from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS, STREAMS
 from corral.supervisor.catalog import ModelEntry
 from corral.supervisor.generation import Generation
 from corral.supervisor.openai_format import Kind, ResponseIds, collect, sse_body
@@ -17,12 +17,9 @@ from corral.supervisor.openai_schemas import (
     CompletionRequest,
     parse_body,
 )
+from corral.supervisor.resumable import conversation_id, follow
+from corral.supervisor.sse_response import SSE_HEADERS, owner_of
 
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
 _STATE_NAMES = {"stopping": "unloading"}
 
 
@@ -79,6 +76,9 @@ async def _generate(
         body.to_generate(request_id, entry.preset, settings.max_tokens_limit),
         body.keep_alive_seconds(),
     )
+    cid = request.headers.get("X-Conversation-Id")
+    if body.stream and cid is not None:
+        return await _resumable(request, conversation_id(cid), generation, kind, body)
     await generation.start()
     ids = ResponseIds.new(kind, request_id, entry.id)
     try:
@@ -103,6 +103,40 @@ async def _generate(
         # Also on a client disconnect (a failed write, or the handler's cancellation):
         # the generation stops in the child.
         await generation.close()
+
+
+async def _resumable(
+    request: web.Request,
+    cid: str,
+    generation: Generation,
+    kind: Kind,
+    body: ChatCompletionRequest | CompletionRequest,
+) -> web.StreamResponse:
+    """A stream that survives its client: a producer task fills the session, we follow it."""
+    streams = request.app[STREAMS]
+    session = await streams.open(cid, owner_of(request), generation.entry.id)
+    try:
+        await generation.start()
+    except BaseException:
+        session.finish("failed")
+        raise
+    ids = ResponseIds.new(kind, generation.request_id, generation.entry.id)
+    ping = request.app[SETTINGS].current.sse_ping_interval
+    streams.start(
+        session,
+        generation,
+        sse_body(generation, ids, include_usage=body.include_usage, ping_interval=ping),
+    )
+    chunks = follow(session, 0)
+    response = web.StreamResponse(headers={**SSE_HEADERS, "X-Conversation-Id": cid})
+    await response.prepare(request)
+    # A disconnect (failed write or handler cancellation) ends only this follower.
+    with contextlib.suppress(ConnectionResetError):
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                await response.write(chunk)
+        await response.write_eof()
+    return response
 
 
 def setup(app: web.Application) -> None:

@@ -71,11 +71,12 @@ async def serve(settings: Settings, reload_settings: Callable[[], Settings] | No
     notifier = Notifier.from_env()
     app = create_app(settings)
     # handler_cancellation: a client that disconnects cancels its handler, which cancels the
-    # generation in the child. shutdown_timeout is the drain grace on SIGTERM.
+    # generation in the child. The drain on SIGTERM is ours (ModelManager.drain); the
+    # runner's shutdown_timeout only bounds handlers that are already ending.
     runner = web.AppRunner(
         app,
         handler_cancellation=True,
-        shutdown_timeout=settings.shutdown_grace,
+        shutdown_timeout=settings.child_stop_timeout,
         access_log=None,
     )
     await runner.setup()
@@ -107,8 +108,11 @@ async def serve(settings: Settings, reload_settings: Callable[[], Settings] | No
     await stop.wait()
     notifier.stopping()
     log.info("shutting down: draining requests for up to %.0f s", settings.shutdown_grace)
-    # Stops accepting, waits for in-flight requests up to the grace period, then runs the
-    # cleanup contexts (which stop every child).
+    await site.stop()  # stop accepting; open connections carry on
+    interrupted = await app[MANAGER].drain(settings.shutdown_grace)
+    if interrupted:
+        log.warning("grace period over: %d generations were cut short", interrupted)
+    # Handlers are finishing now; then the cleanup contexts finalise streams, stop children.
     await runner.cleanup()
     for task in background:
         task.cancel()

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(default=30.0, ge=0)
     sse_ping_interval: float = Field(default=15.0, gt=0)
 
+    # resumable streams
+    stream_buffer_bytes: int = Field(default=4 << 20, ge=4096, description="ring per stream")
+    stream_total_bytes: int = Field(default=256 << 20, ge=4096, description="all streams")
+    stream_ttl: float = Field(default=300.0, ge=0, description="seconds a finished stream is kept")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("data_dir", "models_dir")

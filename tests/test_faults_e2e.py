@@ -31,7 +31,12 @@ def _events(lines: list[str]) -> list[str]:
 
 def test_disconnect_cancels_generation_in_fake_child(supervisor: SupervisorFactory) -> None:
     sup = supervisor()
-    with sup.http() as http, http.stream("POST", "/v1/chat/completions", json={**CHAT, "model": "fake-slow"}) as response:
+    with (
+        sup.http() as http,
+        http.stream(
+            "POST", "/v1/chat/completions", json={**CHAT, "model": "fake-slow"}
+        ) as response,
+    ):
         assert response.status_code == 200
         for line in response.iter_lines():
             if '"content":"tok1"' in line.replace(" ", ""):
@@ -53,7 +58,10 @@ def test_disconnect_cancels_generation_in_llama_child(supervisor: SupervisorFact
         "max_tokens": 400,
         "temperature": 0,
     }
-    with sup.http(timeout=300) as http, http.stream("POST", "/v1/chat/completions", json=body) as response:
+    with (
+        sup.http(timeout=300) as http,
+        http.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
         assert response.status_code == 200
         seen = 0
         for line in response.iter_lines():
@@ -65,11 +73,15 @@ def test_disconnect_cancels_generation_in_llama_child(supervisor: SupervisorFact
     assert int(match.group(1)) < 400
 
 
-def test_child_killed_mid_stream_then_next_request_restarts_it(supervisor: SupervisorFactory) -> None:
+def test_child_killed_mid_stream_then_next_request_restarts_it(
+    supervisor: SupervisorFactory,
+) -> None:
     sup = supervisor()
     with sup.http() as http:
         lines: list[str] = []
-        with http.stream("POST", "/v1/chat/completions", json={**CHAT, "model": "fake-slow"}) as response:
+        with http.stream(
+            "POST", "/v1/chat/completions", json={**CHAT, "model": "fake-slow"}
+        ) as response:
             assert response.status_code == 200
             for line in response.iter_lines():
                 lines.append(line)
@@ -85,13 +97,18 @@ def test_child_killed_mid_stream_then_next_request_restarts_it(supervisor: Super
         assert model["state"] == "failed"
         assert "signal 9" in model["error"]
 
-        again = http.post("/v1/chat/completions", json={"model": "fake-slow", "max_tokens": 3, "messages": CHAT["messages"]})
+        again = http.post(
+            "/v1/chat/completions",
+            json={"model": "fake-slow", "max_tokens": 3, "messages": CHAT["messages"]},
+        )
         assert again.status_code == 200
         assert again.json()["choices"][0]["message"]["content"] == "tok0 tok1 tok2"
         assert http.get("/v1/models/fake-slow").json()["state"] == "loaded"
 
 
-def test_crash_before_the_stream_is_a_502_and_repeated_crashes_back_off(supervisor: SupervisorFactory) -> None:
+def test_crash_before_the_stream_is_a_502_and_repeated_crashes_back_off(
+    supervisor: SupervisorFactory,
+) -> None:
     sup = supervisor()
     with sup.http() as http:
         body = {**CHAT, "model": "fake-crash-start"}
@@ -114,7 +131,9 @@ def test_crash_before_the_stream_is_a_502_and_repeated_crashes_back_off(supervis
 def test_failed_load_is_reported_and_shown(supervisor: SupervisorFactory) -> None:
     sup = supervisor()
     with sup.http() as http:
-        response = http.post("/v1/chat/completions", json={"model": "fake-bad-load", "messages": CHAT["messages"]})
+        response = http.post(
+            "/v1/chat/completions", json={"model": "fake-bad-load", "messages": CHAT["messages"]}
+        )
         assert response.status_code == 502
         assert "fake load failure" in response.json()["error"]["message"]
         model = http.get("/v1/models/fake-bad-load").json()
@@ -126,7 +145,9 @@ def test_hung_load_times_out_and_the_child_is_killed(supervisor: SupervisorFacto
     config = 'child_load_timeout = 1.5\n[models.fake-hang]\nbackend = "fake"\nargs = ["--hang", "load"]\n'
     sup = supervisor(config)
     with sup.http() as http:
-        response = http.post("/v1/chat/completions", json={"model": "fake-hang", "messages": CHAT["messages"]})
+        response = http.post(
+            "/v1/chat/completions", json={"model": "fake-hang", "messages": CHAT["messages"]}
+        )
         assert response.status_code == 502
         assert "did not start in time" in response.json()["error"]["message"]
 
@@ -137,7 +158,10 @@ def test_concurrent_first_requests_share_one_load(supervisor: SupervisorFactory)
 
     def ask() -> None:
         with sup.http() as http:
-            response = http.post("/v1/chat/completions", json={"model": "fake-slow-load", "messages": CHAT["messages"]})
+            response = http.post(
+                "/v1/chat/completions",
+                json={"model": "fake-slow-load", "messages": CHAT["messages"]},
+            )
             results.append(response.status_code)
 
     threads = [threading.Thread(target=ask) for _ in range(4)]
@@ -153,21 +177,50 @@ def test_no_orphans_after_supervisor_is_killed(supervisor: SupervisorFactory) ->
     sup = supervisor()
     client = client_for(sup)
     client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "x"}])
-    client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}], max_tokens=2)
+    client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "x"}], max_tokens=2
+    )
     pids = [_loaded_pid(sup.log_text(), m) for m in ("fake", "tiny")]
     assert all(pid_alive(pid) for pid in pids)
     sup.kill()  # SIGKILL: no chance to clean up
-    wait_until(lambda: not any(pid_alive(pid) for pid in pids), 15, "children to die with the supervisor")
+    wait_until(
+        lambda: not any(pid_alive(pid) for pid in pids), 15, "children to die with the supervisor"
+    )
+
+
+def test_sigterm_past_the_grace_period_ends_streams_cleanly(supervisor: SupervisorFactory) -> None:
+    sup = supervisor("shutdown_grace = 0.5\n")
+    with sup.http() as http:
+        lines: list[str] = []
+        with http.stream(
+            "POST", "/v1/chat/completions", json={**CHAT, "model": "fake-slow"}
+        ) as response:
+            for line in response.iter_lines():
+                lines.append(line)
+                if len(_events(lines)) == 2:
+                    assert sup.proc is not None
+                    sup.proc.send_signal(signal.SIGTERM)
+    events = _events(lines)
+    assert events[-1] == "[DONE]"
+    assert json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
+    sup.wait_for_log(r"finished: reason=cancelled")
+    sup.wait_for_log("1 generations were cut short")
+    assert sup.terminate() == 0
 
 
 def test_sigterm_drains_in_flight_stream_then_exits_zero(supervisor: SupervisorFactory) -> None:
     config = '[models.fake-drain]\nbackend = "fake"\nargs = ["--tokens-per-second", "30", "--reply-tokens", "30"]\n'
     sup = supervisor(config)
     with sup.http() as http:
-        http.post("/v1/chat/completions", json={"model": "fake-drain", "messages": CHAT["messages"], "max_tokens": 1})
+        http.post(
+            "/v1/chat/completions",
+            json={"model": "fake-drain", "messages": CHAT["messages"], "max_tokens": 1},
+        )
         child = _loaded_pid(sup.log_text(), "fake-drain")
         lines: list[str] = []
-        with http.stream("POST", "/v1/chat/completions", json={**CHAT, "model": "fake-drain"}) as response:
+        with http.stream(
+            "POST", "/v1/chat/completions", json={**CHAT, "model": "fake-drain"}
+        ) as response:
             for line in response.iter_lines():
                 lines.append(line)
                 if len(_events(lines)) == 2:

@@ -70,11 +70,19 @@ def test_ready_watchdog_and_stopping(supervisor: SupervisorFactory, notify: Noti
     assert sup.terminate() == 0
 
 
-def test_status_lines_report_loaded_models(supervisor: SupervisorFactory, notify: NotifySocket) -> None:
+def test_status_lines_report_loaded_models(
+    supervisor: SupervisorFactory, notify: NotifySocket
+) -> None:
     sup = supervisor(env={"NOTIFY_SOCKET": str(notify.path)})
     notify.until("READY=1")
     with sup.http() as http:
-        assert http.post("/v1/chat/completions", json={"model": "fake", "messages": [{"role": "user", "content": "x"}]}).status_code == 200
+        assert (
+            http.post(
+                "/v1/chat/completions",
+                json={"model": "fake", "messages": [{"role": "user", "content": "x"}]},
+            ).status_code
+            == 200
+        )
     messages = notify.until("STATUS=1 models loaded")
     assert "requests in flight" in messages[-1]
 
