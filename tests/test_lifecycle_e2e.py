@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import socket
@@ -61,7 +62,7 @@ def test_ready_watchdog_and_stopping(supervisor: SupervisorFactory, notify: Noti
         at, message = notify.next()
         if message == "WATCHDOG=1":
             pings.append(at)
-    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
     # Half of WATCHDOG_USEC (0.1 s); generous bounds for a loaded 2-core machine.
     assert 0.05 < sum(gaps) / len(gaps) < 0.2
     assert sup.proc is not None

@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from corral.protocol import FROM_CHILD, MAX_FRAME_BYTES, TO_CHILD, LineSplitter, ProtocolError, decode, encode
+from corral.protocol import (
+    FROM_CHILD,
+    MAX_FRAME_BYTES,
+    TO_CHILD,
+    LineSplitter,
+    ProtocolError,
+    decode,
+    encode,
+)
 from corral.protocol.messages import (
     Cancel,
     ChatMessage,
