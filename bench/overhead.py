@@ -23,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.supervisor_proc import Supervisor  # noqa: E402
+from tests.support.supervisor_proc import Supervisor
 
 PROMPT = "Write a long, detailed story about a horse who learns to program computers."
 
@@ -96,12 +96,16 @@ def bench_corral(client: httpx.Client, max_tokens: int) -> Sample | None:
 def summary(name: str, samples: list[Sample]) -> tuple[float, float]:
     ttft = statistics.median(s.ttft for s in samples)
     tps = statistics.median(s.tokens_per_second for s in samples)
-    print(f"{name:<12} TTFT median {ttft * 1000:8.1f} ms   decode median {tps:7.2f} tok/s   ({len(samples)} rounds)")
+    print(
+        f"{name:<12} TTFT median {ttft * 1000:8.1f} ms   decode median {tps:7.2f} tok/s   ({len(samples)} rounds)"
+    )
     return ttft, tps
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, help="GGUF file (default: the demo model)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
@@ -127,7 +131,9 @@ def main() -> int:
         )
         print(f"model {model} ({model.stat().st_size / 1e6:.0f} MB), {args.max_tokens} tokens, "
               f"n_ctx {args.n_ctx}, {args.threads} threads, {args.rounds} rounds")  # fmt: skip
-        llama = llama_cpp.Llama(model_path=str(model), n_ctx=args.n_ctx, n_threads=args.threads, verbose=False)
+        llama = llama_cpp.Llama(
+            model_path=str(model), n_ctx=args.n_ctx, n_threads=args.threads, verbose=False
+        )
         sup = Supervisor(data_dir=work / "data", models_dir=models_dir, config=config).start()
         try:
             with httpx.Client(base_url=sup.base_url, timeout=600) as client:
@@ -139,7 +145,11 @@ def main() -> int:
                     # Alternate the order so drift on a shared machine hits both sides alike.
                     order = ("corral", "inproc") if round_ % 2 == 0 else ("inproc", "corral")
                     for side in order:
-                        sample = bench_corral(client, args.max_tokens) if side == "corral" else bench_inprocess(llama, args.max_tokens)
+                        sample = (
+                            bench_corral(client, args.max_tokens)
+                            if side == "corral"
+                            else bench_inprocess(llama, args.max_tokens)
+                        )
                         if sample is None:
                             print(f"round {round_}: {side} stopped before max_tokens; left out")
                         else:
@@ -151,7 +161,9 @@ def main() -> int:
         return 1
     in_ttft, in_tps = summary("in-process", inproc)
     co_ttft, co_tps = summary("corral", corral)
-    print(f"ratio corral/in-process: TTFT x{co_ttft / in_ttft:.3f}   decode tok/s x{co_tps / in_tps:.3f}")
+    print(
+        f"ratio corral/in-process: TTFT x{co_ttft / in_ttft:.3f}   decode tok/s x{co_tps / in_tps:.3f}"
+    )
     return 0
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from corral.supervisor.stream_ring import (
     OffsetAhead,
     OffsetGone,
     RingBuffer,
     StreamOffsetError,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def test_empty_ring() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import pytest
+
 from corral.supervisor.stream_sessions import (
     InvalidConversationId,
     OffsetAhead,
