@@ -49,6 +49,3 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/assets/{name:[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*}", asset)
     app.router.add_get("/{name:[A-Za-z0-9_-]+\\.(?:ico|png|svg|webmanifest|txt)}", public_file)
-    # Client-side routes of the single-page app.
-    for route in ("/chat", "/chat/{tail:.*}", "/admin", "/admin/ui/{tail:.*}", "/login"):
-        app.router.add_get(route, index)
