@@ -6,25 +6,89 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from corral.supervisor import openai_routes, stream_routes, webui
-from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS, STARTED_AT, STREAMS
+from corral.supervisor import (
+    analytics_routes,
+    auth_routes,
+    openai_routes,
+    server_routes,
+    stream_routes,
+    webui,
+)
+from corral.supervisor.analytics import AnalyticsQueries, AnalyticsWriter, make_enricher
+from corral.supervisor.app_info import corral_version
+from corral.supervisor.appkeys import (
+    ANALYTICS,
+    CATALOG,
+    CLIENT_IP,
+    CREDENTIALS,
+    GEOIP,
+    MANAGER,
+    QUERIES,
+    SETTINGS,
+    STARTED_AT,
+    STORE,
+    STREAMS,
+)
 from corral.supervisor.catalog import Catalog
+from corral.supervisor.client_ip import ClientIPResolver
+from corral.supervisor.cors import cors_middleware
+from corral.supervisor.geoip import GeoIP
 from corral.supervisor.http_errors import errors_middleware
+from corral.supervisor.metrics import METRICS, Metrics, metrics_route
 from corral.supervisor.model_manager import ModelManager
+from corral.supervisor.request_log import request_log_middleware
 from corral.supervisor.resumable import Streams
+from corral.supervisor.security import SECURITY, Security, auth_middleware, build_credentials
 from corral.supervisor.settings import LiveSettings, Settings
+from corral.supervisor.store import Store
 from corral.supervisor.stream_sessions import SessionRegistry
+from corral.supervisor.user_agent import UserAgentParser
+
+DAY = 86400.0
 
 
-def corral_version() -> str:
-    try:
-        return version("corral")
-    except PackageNotFoundError:
-        return "0+unknown"
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """SQLite, credentials, GeoIP and the analytics writer; the daily retention sweep."""
+    settings = app[SETTINGS].current
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.resolved_database_path)
+    credentials = build_credentials(store, settings)
+    geoip = GeoIP(settings.geoip_database)
+    app[STORE] = store
+    app[CREDENTIALS] = credentials
+    app[SECURITY] = Security(credentials)
+    app[GEOIP] = geoip
+    app[QUERIES] = AnalyticsQueries(store)
+    writer: AnalyticsWriter | None = None
+    if settings.analytics:
+        writer = AnalyticsWriter(
+            store,
+            max_queue=settings.analytics_queue_size,
+            enrich=make_enricher(geoip, UserAgentParser()),
+        )
+        app[ANALYTICS] = writer
+        writer.start()
+
+    async def daily() -> None:
+        while True:
+            if writer is not None:
+                await writer.sweep(app[SETTINGS].current.analytics_retention_days)
+            await asyncio.to_thread(credentials.delete_expired_sessions)
+            geoip.reload_if_changed()
+            await asyncio.sleep(DAY)
+
+    housekeeping = asyncio.create_task(daily(), name="daily-housekeeping")
+    yield
+    housekeeping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await housekeeping
+    if writer is not None:
+        await writer.close()  # flush what is queued: at most the last batch is ever lost
+    geoip.close()
+    store.close()
 
 
 async def _models(app: web.Application) -> AsyncIterator[None]:
@@ -77,13 +141,27 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
+    # Outermost first: the request log sees the final status of everything, errors included;
+    # errors render what CORS and auth raise.
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_log_middleware, errors_middleware, cors_middleware, auth_middleware],
+    )
     app[SETTINGS] = LiveSettings(settings)
     app[STARTED_AT] = time.monotonic()
+    app[CLIENT_IP] = ClientIPResolver(settings.trusted_proxies)
+    metrics = Metrics()
+    app[METRICS] = metrics
+    metrics.watch_app(app)
+    app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_models)
     app.cleanup_ctx.append(_streams)  # cleaned up first (reverse order), while children live
     app.router.add_get("/health", health)
     openai_routes.setup(app)
     stream_routes.setup(app)
+    auth_routes.setup(app)
+    analytics_routes.setup(app)
+    server_routes.setup(app)
+    app.router.add_get("/metrics", metrics_route)
     webui.setup(app)
     return app

@@ -38,6 +38,7 @@ class Generation:
     completion_tokens: int = 0
     started_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
+    finished_at: float | None = None
     done: Done | None = None
     _lease: Lease | None = None
     _handle: RequestHandle | None = None
@@ -76,6 +77,7 @@ class Generation:
                 yield event
             elif isinstance(event, Done):
                 self.done = event
+                self.finished_at = time.monotonic()
                 self.completion_tokens = event.usage.completion_tokens
                 await self.close()
                 return

@@ -213,6 +213,9 @@ class ModelManager:
         await asyncio.gather(*(g.interrupt() for g in left), return_exceptions=True)
         return len(left)
 
+    def restart_counts(self) -> dict[str, int]:
+        return {m: rt.restarts for m, rt in self._runtime.items() if rt.restarts}
+
     def children(self) -> dict[str, ChildProcess]:
         return {m: rt.child for m, rt in self._runtime.items() if rt.child is not None}
 

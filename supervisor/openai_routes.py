@@ -8,8 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS, STREAMS
+from corral.supervisor.appkeys import CATALOG, FACTS, MANAGER, PRINCIPAL, SETTINGS, STREAMS
 from corral.supervisor.catalog import ModelEntry
+from corral.supervisor.errors import ModelNotFound
 from corral.supervisor.generation import Generation
 from corral.supervisor.openai_format import Kind, ResponseIds, collect, sse_body
 from corral.supervisor.openai_schemas import (
@@ -17,6 +18,7 @@ from corral.supervisor.openai_schemas import (
     CompletionRequest,
     parse_body,
 )
+from corral.supervisor.request_facts import RequestFacts
 from corral.supervisor.resumable import conversation_id, follow
 from corral.supervisor.sse_response import SSE_HEADERS, owner_of
 
@@ -42,15 +44,28 @@ def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
     }
 
 
+def _allowed(request: web.Request, model_id: str) -> bool:
+    principal = request.get(PRINCIPAL)
+    return principal is None or principal.allows_model(model_id)
+
+
+def resolve_for(request: web.Request, name: str | None) -> ModelEntry:
+    """The model a request names, as far as its key may see it (others do not exist)."""
+    entry = request.app[CATALOG].resolve(name)
+    if not _allowed(request, entry.id):
+        raise ModelNotFound(f"the model '{name or entry.id}' does not exist", param="model")
+    return entry
+
+
 async def list_models(request: web.Request) -> web.Response:
-    entries = request.app[CATALOG].entries().values()
+    entries = [e for e in request.app[CATALOG].entries().values() if _allowed(request, e.id)]
     return web.json_response(
         {"object": "list", "data": [model_object(request, e) for e in entries]}
     )
 
 
 async def get_model(request: web.Request) -> web.Response:
-    entry = request.app[CATALOG].resolve(request.match_info["model"])
+    entry = resolve_for(request, request.match_info["model"])
     return web.json_response(model_object(request, entry))
 
 
@@ -68,7 +83,7 @@ async def _generate(
     request: web.Request, kind: Kind, body: ChatCompletionRequest | CompletionRequest
 ) -> web.StreamResponse:
     settings = request.app[SETTINGS].current
-    entry = request.app[CATALOG].resolve(body.model)
+    entry = resolve_for(request, body.model)
     request_id = uuid.uuid4().hex
     generation = Generation(
         request.app[MANAGER],
@@ -81,6 +96,7 @@ async def _generate(
         return await _resumable(request, conversation_id(cid), generation, kind, body)
     await generation.start()
     ids = ResponseIds.new(kind, request_id, entry.id)
+    facts = request[FACTS]
     try:
         if not body.stream:
             text, done = await collect(generation)
@@ -103,6 +119,20 @@ async def _generate(
         # Also on a client disconnect (a failed write, or the handler's cancellation):
         # the generation stops in the child.
         await generation.close()
+        record_facts(facts, generation)
+
+
+def record_facts(facts: RequestFacts, generation: Generation) -> None:
+    decode = None
+    if generation.first_token_at is not None and generation.finished_at is not None:
+        decode = generation.finished_at - generation.first_token_at
+    facts.record_generation(
+        generation.entry.id,
+        generation.prompt_tokens,
+        generation.completion_tokens,
+        generation.ttft,
+        decode,
+    )
 
 
 async def _resumable(
@@ -114,6 +144,7 @@ async def _resumable(
 ) -> web.StreamResponse:
     """A stream that survives its client: a producer task fills the session, we follow it."""
     streams = request.app[STREAMS]
+    request[FACTS].conversation_id = cid
     session = await streams.open(cid, owner_of(request), generation.entry.id)
     try:
         await generation.start()
@@ -136,6 +167,8 @@ async def _resumable(
             async for chunk in chunks:
                 await response.write(chunk)
         await response.write_eof()
+    if generation.done is not None:
+        record_facts(request[FACTS], generation)
     return response
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -55,6 +55,50 @@ class ModelPreset(BaseModel):
     args: list[str] = Field(default=[], description="extra arguments for the child process")
 
 
+class ApiKeyConfig(BaseModel):
+    """A key from the config file or ``CORRAL_API_KEYS``: its plaintext or its SHA-256."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    key: SecretStr | None = None
+    key_sha256: str | None = None
+    admin: bool = False
+    models: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ApiKeyConfig:
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError(f"api key {self.name!r}: give exactly one of key or key_sha256")
+        return self
+
+
+class UiMode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    system_prompt: str
+
+
+DEFAULT_UI_MODES = {
+    "fast": UiMode(label="Fast", system_prompt="Answer briefly and directly, in a few sentences."),
+    "normal": UiMode(label="Normal", system_prompt="You are a helpful assistant."),
+    "deep": UiMode(
+        label="Deep",
+        system_prompt="Think the question through step by step and answer thoroughly, "
+        "with examples where they help.",
+    ),
+}
+
+
+class UiDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 1024
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CORRAL_", env_nested_delimiter="__", extra="forbid"
@@ -92,6 +136,27 @@ class Settings(BaseSettings):
     stream_total_bytes: int = Field(default=256 << 20, ge=4096, description="all streams")
     stream_ttl: float = Field(default=300.0, ge=0, description="seconds a finished stream is kept")
 
+    # access control
+    api_keys: list[ApiKeyConfig] = []
+    insecure_no_auth: bool = Field(default=False, description="serve a public address without keys")
+    session_lifetime: float = Field(default=7 * 86400, gt=0, description="web UI login, seconds")
+    login_max_failures_per_user: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=20, ge=1)
+    login_failure_window: float = Field(default=900.0, gt=0)
+    cors_origins: list[str] = []
+    trusted_proxies: list[str] = ["127.0.0.0/8", "::1/128"]
+
+    # analytics
+    database_path: Path | None = Field(default=None, description="default: DATA_DIR/corral.db")
+    geoip_database: Path | None = Field(default=None, description="a MaxMind-format .mmdb")
+    analytics: bool = True
+    analytics_retention_days: int = Field(default=90, ge=1)
+    analytics_queue_size: int = Field(default=10000, ge=1)
+
+    # web UI
+    ui_modes: dict[str, UiMode] = DEFAULT_UI_MODES
+    ui_defaults: UiDefaults = UiDefaults()
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("data_dir", "models_dir")
@@ -102,6 +167,10 @@ class Settings(BaseSettings):
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    @property
+    def resolved_database_path(self) -> Path:
+        return self.database_path or self.data_dir / "corral.db"
 
 
 class LiveSettings:

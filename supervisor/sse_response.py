@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from corral.supervisor.appkeys import PRINCIPAL
+
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -13,4 +15,7 @@ SSE_HEADERS = {
 
 def owner_of(request: web.Request) -> str | None:
     """The key or user a stream session belongs to; everyone is one owner while auth is off."""
-    return None
+    principal = request.get(PRINCIPAL)
+    if principal is None or principal.kind == "anonymous":
+        return None
+    return f"{principal.kind}:{principal.name}"
