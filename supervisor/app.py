@@ -41,7 +41,13 @@ from corral.supervisor.metrics import METRICS, Metrics, metrics_route
 from corral.supervisor.model_manager import ModelManager
 from corral.supervisor.request_log import request_log_middleware
 from corral.supervisor.resumable import Streams
-from corral.supervisor.security import SECURITY, Security, auth_middleware, build_credentials
+from corral.supervisor.security import (
+    SECURITY,
+    Security,
+    auth_middleware,
+    build_credentials,
+    open_without_keys,
+)
 from corral.supervisor.settings import LiveSettings, Settings
 from corral.supervisor.store import Store
 from corral.supervisor.stream_sessions import SessionRegistry
@@ -59,7 +65,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     geoip = GeoIP(settings.geoip_database)
     app[STORE] = store
     app[CREDENTIALS] = credentials
-    app[SECURITY] = Security(credentials)
+    app[SECURITY] = Security(credentials, open_without_keys=open_without_keys(settings))
     app[GEOIP] = geoip
     app[QUERIES] = AnalyticsQueries(store)
     writer: AnalyticsWriter | None = None

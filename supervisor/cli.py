@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from corral.supervisor import logs
+from corral.supervisor import keys_cli, logs
 from corral.supervisor.settings import Settings, load_settings
 
 
@@ -49,33 +50,54 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--models-dir", type=Path, help="where *.gguf models are found")
     serve.add_argument("--default-model", help="model used when a request names none")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback address without API keys (only on a network you trust)",
+    )
+    keys_cli.add_commands(commands)
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    flags = {
+        "host": args.host,
+        "port": args.port,
+        "data_dir": args.data_dir,
+        "models_dir": args.models_dir,
+        "default_model": args.default_model,
+        "log_level": args.log_level,
+        "insecure_no_auth": args.insecure_no_auth,
+    }
+
+    def reload() -> Settings:
+        return load_settings(args.config, **flags)
+
+    try:
+        settings = reload()
+    except (ValidationError, FileNotFoundError, ValueError) as exc:
+        print(f"corral: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    if (refusal := keys_cli.public_bind_refusal(settings)) is not None:
+        print(f"corral: {refusal}", file=sys.stderr)
+        return 2
+    if settings.insecure_no_auth and settings.host not in ("127.0.0.1", "::1", "localhost"):
+        logging.getLogger("corral.server").warning(
+            "serving %s with no authentication (--insecure-no-auth)", settings.host
+        )
+    import uvloop  # only the real daemon runs on uvloop; tests may use either loop
+
+    from corral.supervisor.server import serve
+
+    return uvloop.run(serve(settings, reload))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        flags = {
-            "host": args.host,
-            "port": args.port,
-            "data_dir": args.data_dir,
-            "models_dir": args.models_dir,
-            "default_model": args.default_model,
-            "log_level": args.log_level,
-        }
-
-        def reload() -> Settings:
-            return load_settings(args.config, **flags)
-
-        try:
-            settings = reload()
-        except (ValidationError, FileNotFoundError, ValueError) as exc:
-            print(f"corral: invalid settings: {exc}", file=sys.stderr)
-            return 2
-        logs.configure(settings.log_level)
-        import uvloop  # only the real daemon runs on uvloop; tests may use either loop
-
-        from corral.supervisor.server import serve
-
-        return uvloop.run(serve(settings, reload))
+        return _serve(args)
+    if args.command in ("keys", "users"):
+        return keys_cli.run(args)
     return 2

@@ -83,6 +83,10 @@ def is_loopback(address: str | None) -> bool:
 @dataclass
 class Security:
     credentials: Credentials
+    # Without keys, callers are let in only where that was safe at start: a loopback address
+    # (or --insecure-no-auth). A server that bound a public address because keys existed
+    # stays closed if the last key is revoked.
+    open_without_keys: bool = True
     _configured: bool = False
     _checked_at: float = field(default=-1e9)
 
@@ -101,6 +105,12 @@ class Security:
         admin_route = path.startswith("/admin/") or path == "/metrics"
         secret = presented_secret(request)
         if not self.auth_configured():
+            if not self.open_without_keys:
+                raise Unauthorized(
+                    "no API keys are configured and this server is not on loopback; "
+                    "create one with `corral keys create`",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
             if admin_route and not is_loopback(client_ip):
                 raise Forbidden(
                     "admin routes are served only to loopback clients until keys are configured",
@@ -124,6 +134,12 @@ class Security:
 
 
 SECURITY = web.AppKey("security", Security)
+
+
+def open_without_keys(settings: Settings) -> bool:
+    host = settings.host
+    loopback = host == "localhost" or is_loopback(host)
+    return loopback or settings.insecure_no_auth
 
 
 def needs_auth(path: str) -> bool:

@@ -71,7 +71,11 @@ def supervisor(
         presets: bool = True,
     ) -> Supervisor:
         config_file = tmp_path / f"corral-{len(started)}.toml"
-        text = 'default_model = "tiny"\nn_ctx = 512\n' + config + (FAKE_PRESETS if presets else "")
+        text = 'default_model = "tiny"\nn_ctx = 512\n'
+        if data_dir is None:
+            # The data dir is shared (the demo model is assembled once); the database is not.
+            text += f'database_path = "{tmp_path / f"corral-{len(started)}.db"}"\n'
+        text += config + (FAKE_PRESETS if presets else "")
         config_file.write_text(text)
         sup = Supervisor(
             data_dir=data_dir or shared_data_dir,
