@@ -68,6 +68,10 @@ class ClientIPResolver:
         # socket file, the same trust as loopback.
         self._trust_unix_socket = trust_unix_socket
 
+    def trust(self, trusted_proxies: Iterable[str]) -> None:
+        """Replace the trusted networks (a reload); one assignment, so readers see old or new."""
+        self._trusted = parse_networks(trusted_proxies)
+
     def is_trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self._trusted)
 

@@ -225,6 +225,14 @@ class Credentials:
         self.limiter = limiter or LoginRateLimiter()
         self._clock = clock
 
+    def use_config_keys(self, config_keys: Iterable[ConfigKey]) -> None:
+        """Replace the keys from the config (a reload); stored keys and sessions stay."""
+        keys = tuple(config_keys)
+        names = [k.name for k in keys]
+        if len(set(names)) != len(names):
+            raise ValueError("config key names must be unique")
+        self._config_keys = keys
+
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         return list(self._store.db.query(sql, list(args)))
 

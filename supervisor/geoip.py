@@ -75,6 +75,19 @@ class GeoIP:
         log.info("GeoIP database %s loaded (%s)", self.path, reader.metadata().database_type)
         return True
 
+    def use(self, path: str | Path | None) -> None:
+        """Switch to another database file (a reload with a new ``geoip_database``)."""
+        new = Path(path) if path else None
+        if new == self.path:
+            self.reload_if_changed()
+            return
+        self.path = new
+        if new is None:
+            self.close()
+            self._stamp = None
+        elif not self.reload():
+            self.close()  # a bad new path: no countries rather than the old file's
+
     def reload_if_changed(self) -> bool:
         """Reload when the file's mtime or size changed (e.g. after a geoipupdate run)."""
         if self.path is None:

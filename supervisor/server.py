@@ -16,8 +16,9 @@ from collections.abc import Callable
 from aiohttp import web
 
 from corral.supervisor.app import create_app
-from corral.supervisor.appkeys import CATALOG, MANAGER, SETTINGS
+from corral.supervisor.appkeys import CATALOG, CLIENT_IP, CREDENTIALS, GEOIP, MANAGER, SETTINGS
 from corral.supervisor.sdnotify import Notifier, run_watchdog
+from corral.supervisor.security import SECURITY, config_keys
 from corral.supervisor.settings import Settings
 
 log = logging.getLogger("corral.server")
@@ -55,13 +56,21 @@ async def _report_status(app: web.Application, notifier: Notifier) -> None:
 
 
 def reload_app(app: web.Application, fresh: Settings) -> None:
-    """Swap in reloaded settings without dropping connections or unchanged models."""
+    """Swap in reloaded settings without dropping connections or unchanged models.
+
+    Keys, trusted proxies, the GeoIP database, presets, limits and the log level take effect
+    at once; the listening address, directories and body limit need a restart.
+    """
     live = app[SETTINGS]
     for name in _RESTART_ONLY:
         if getattr(fresh, name) != getattr(live.current, name):
             log.warning("reload: %s changed; it takes effect after a restart", name)
     live.current = fresh.model_copy(update={n: getattr(live.current, n) for n in _RESTART_ONLY})
     logging.getLogger().setLevel(fresh.log_level)
+    app[CREDENTIALS].use_config_keys(config_keys(fresh))
+    app[SECURITY].forget_cache()
+    app[CLIENT_IP].trust(fresh.trusted_proxies)
+    app[GEOIP].use(fresh.geoip_database)
     app[CATALOG].reconfigure(live.current)
     app[MANAGER].reconfigure(live.current)
     log.info("reloaded settings")

@@ -123,3 +123,20 @@ def test_sighup_reloads_presets_without_dropping_loaded_models(
 def test_no_notify_socket_is_a_no_op(supervisor: SupervisorFactory) -> None:
     sup = supervisor()
     wait_until(lambda: httpx.get(sup.base_url + "/health").status_code == 200, 10, "health")
+
+
+def test_sighup_picks_up_a_new_api_key(supervisor: SupervisorFactory, notify: NotifySocket) -> None:
+    first, second = "first-key-0123456789abcdef", "second-key-0123456789abcdef"
+    keys = '[[api_keys]]\nname = "a"\nkey = "{}"\n'
+    sup = supervisor(keys.format(first), env={"NOTIFY_SOCKET": str(notify.path)})
+    notify.until("READY=1")
+    assert sup.config is not None
+    with sup.http() as http:
+        assert http.get("/v1/models", headers={"Authorization": f"Bearer {second}"}).status_code == 401
+        sup.config.write_text(sup.config.read_text().replace(first, second))
+        assert sup.proc is not None
+        sup.proc.send_signal(signal.SIGHUP)
+        notify.until("RELOADING=1")
+        notify.until("READY=1")
+        assert http.get("/v1/models", headers={"Authorization": f"Bearer {second}"}).status_code == 200
+        assert http.get("/v1/models", headers={"Authorization": f"Bearer {first}"}).status_code == 401
