@@ -74,6 +74,10 @@ def follow(session: StreamSession, offset: int) -> AsyncGenerator[bytes, None]:
         raise BadRequest(str(exc), param="from", code="invalid_offset") from None
 
 
+def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+
+
 @dataclass
 class Streams:
     """The registry plus the producer tasks it runs; one per application."""
@@ -105,7 +109,7 @@ class Streams:
         )
         self._producers.add(task)
         task.add_done_callback(self._producers.discard)
-        session.set_canceller(task.cancel)
+        session.set_canceller(lambda: _cancel(task))
 
     async def _produce(
         self, session: StreamSession, generation: Generation, body: AsyncGenerator[bytes, None]
