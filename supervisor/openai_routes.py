@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from corral.supervisor.request_facts import RequestFacts
 from corral.supervisor.resumable import conversation_id, follow
 from corral.supervisor.sse_response import SSE_HEADERS, owner_of
 
+log = logging.getLogger("corral.api")
 _STATE_NAMES = {"stopping": "unloading"}
 
 
@@ -123,6 +125,14 @@ async def _generate(
 
 
 def record_facts(facts: RequestFacts, generation: Generation) -> None:
+    done = generation.done
+    log.info(
+        "generation %s: %d prompt + %d completion tokens",
+        done.finish_reason if done is not None else "aborted",
+        generation.prompt_tokens,
+        generation.completion_tokens,
+        extra={"model": generation.entry.id, "request_id": generation.request_id},
+    )
     decode = None
     if generation.first_token_at is not None and generation.finished_at is not None:
         decode = generation.finished_at - generation.first_token_at

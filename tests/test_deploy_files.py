@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
-import json
-import os
 import re
 import shutil
-import socket
 import ssl
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,44 +16,30 @@ import pytest
 from aiohttp import web
 
 from corral.supervisor.settings import Settings, load_settings
+from tests.support.caddy import (
+    CADDYFILE,
+    CADDYFILE_INTERNAL,
+    DOMAIN,
+    REPO,
+    adapt,
+    caddy_environment,
+    handlers,
+    run,
+    running_caddy,
+    the_handler,
+    the_server,
+    tool,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "corral.service"
 GPU_DROPIN = REPO / "systemd" / "gpu.conf"
 EXAMPLE_CONFIG = REPO / "systemd" / "corral.toml.example"
-CADDYFILE = REPO / "caddy" / "Caddyfile"
-CADDYFILE_INTERNAL = REPO / "caddy" / "Caddyfile.internal"
 SYSTEM_DEPS = REPO / ".ci" / "system-deps.sh"
 
-DOMAIN = "corral.example.test"
 EXEC_START = "/opt/corral/.venv/bin/corral serve --config /etc/corral/corral.toml"
 # Lines systemd-analyze prints about the host's own units (loaded as dependencies), not ours.
 HOST_UNIT_DIRS = ("/lib/systemd/", "/usr/lib/systemd/", "/etc/systemd/", "/run/systemd/")
-TOOL_TIMEOUT = 60
 RECV_TIMEOUT = 10.0
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(
-            f"{name} is not installed: run `bash .ci/system-deps.sh` as root "
-            "(it installs Debian's caddy and systemd packages)",
-            pytrace=False,
-        )
-    return path
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args,
-        capture_output=True,
-        text=True,
-        timeout=TOOL_TIMEOUT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 # --- systemd -------------------------------------------------------------------------------
@@ -218,53 +199,12 @@ def test_example_config_loads() -> None:
 @pytest.fixture
 def caddy_env(tmp_path: Path) -> dict[str, str]:
     """Caddy's environment: the domain placeholder set; its data (a local CA) kept in tmp."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
-    env.update(
-        HOME=str(tmp_path),
-        XDG_DATA_HOME=str(tmp_path / "data"),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        CORRAL_DOMAIN=DOMAIN,
-    )
-    return env
+    return caddy_environment(tmp_path)
 
 
 CADDYFILES = pytest.mark.parametrize(
     "caddyfile", [CADDYFILE, CADDYFILE_INTERNAL], ids=["domain", "internal"]
 )
-
-
-def adapt(caddyfile: Path, env: dict[str, str]) -> dict[str, Any]:
-    proc = run(
-        tool("caddy"), "adapt", "--config", str(caddyfile), "--adapter", "caddyfile", env=env
-    )
-    assert proc.returncode == 0, proc.stderr
-    config: dict[str, Any] = json.loads(proc.stdout)
-    return config
-
-
-def handlers(node: Any) -> Iterator[dict[str, Any]]:
-    """Every handler object anywhere in an adapted config."""
-    if isinstance(node, dict):
-        if "handler" in node:
-            yield node
-        for value in node.values():
-            yield from handlers(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from handlers(item)
-
-
-def the_handler(config: dict[str, Any], name: str) -> dict[str, Any]:
-    found = [h for h in handlers(config) if h["handler"] == name]
-    assert len(found) == 1, f"expected one {name} handler, found {len(found)}"
-    return found[0]
-
-
-def the_server(config: dict[str, Any]) -> dict[str, Any]:
-    servers = config["apps"]["http"]["servers"]
-    assert len(servers) == 1
-    server: dict[str, Any] = next(iter(servers.values()))
-    return server
 
 
 def csp(value: str) -> dict[str, list[str]]:
@@ -403,30 +343,6 @@ def test_caddyfiles_differ_only_in_site_tls_and_hsts(caddy_env: dict[str, str]) 
 # --- real Caddy in front of a stand-in for Corral -----------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def runnable_config(caddyfile: Path, env: dict[str, str], port: int, upstream: int) -> str:
-    """The shipped Caddyfile as JSON, moved onto free loopback ports with no side effects:
-    no admin endpoint, no :80 redirect server, no CA installed into the system trust store."""
-    config = adapt(caddyfile, env)
-    config["admin"] = {"disabled": True}
-    http = config["apps"]["http"]
-    http["https_port"] = port
-    server = the_server(config)
-    server["listen"] = [f"127.0.0.1:{port}"]
-    server["automatic_https"] = {"disable_redirects": True}
-    the_handler(config, "reverse_proxy")["upstreams"] = [{"dial": f"127.0.0.1:{upstream}"}]
-    config.setdefault("apps", {})["pki"] = {
-        "certificate_authorities": {"local": {"install_trust": False}}
-    }
-    return json.dumps(config)
-
-
 # Over 512 bytes, Caddy's minimum_length for compression: a first event this size would be
 # compressed (and so buffered) if encode's matcher let event streams through.
 FIRST_EVENT = b'data: {"token": "first", "pad": "' + b"x" * 2048 + b'"}\n\n'
@@ -464,9 +380,7 @@ class StandIn:
 
 
 @pytest.fixture
-async def behind_caddy(
-    tmp_path: Path, caddy_env: dict[str, str]
-) -> AsyncIterator[tuple[StandIn, str, ssl.SSLContext]]:
+async def behind_caddy(tmp_path: Path) -> AsyncIterator[tuple[StandIn, str, ssl.SSLContext]]:
     """The stand-in on a free port, real Caddy with Caddyfile.internal in front of it: the
     stand-in, Caddy's base URL and a TLS context that trusts Caddy's local CA."""
     stand_in = StandIn()
@@ -474,49 +388,12 @@ async def behind_caddy(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     upstream: int = runner.addresses[0][1]
-
-    port = free_port()
-    config = tmp_path / "caddy.json"
-    config.write_text(runnable_config(CADDYFILE_INTERNAL, caddy_env, port, upstream))
-    log = tmp_path / "caddy.log"
-    with log.open("wb") as log_file:
-        caddy = await asyncio.create_subprocess_exec(
-            tool("caddy"),
-            "run",
-            "--config",
-            str(config),
-            env=caddy_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"https://127.0.0.1:{port}"
     try:
-        root = tmp_path / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        tls: ssl.SSLContext | None = None
-        served = False
-        async with aiohttp.ClientSession() as session:
-            while not served:
-                assert caddy.returncode is None, f"caddy exited: {log.read_text()[-3000:]}"
-                assert loop.time() < deadline, f"caddy never served: {log.read_text()[-3000:]}"
-                # Caddy creates its CA, then a certificate, then serves: poll until it does.
-                with contextlib.suppress(OSError, aiohttp.ClientError):  # ssl.SSLError too
-                    tls = tls or ssl.create_default_context(cafile=str(root))
-                    async with session.get(f"{base}/healthz", ssl=tls) as response:
-                        served = response.status == 200
-                if not served:
-                    await asyncio.sleep(0.05)  # polling a condition, not ordering events
-        assert tls is not None
-        yield stand_in, base, tls
+        # Caddy is ready once a TLS handshake verifies; that needs no upstream, so blocking
+        # this event loop (the stand-in's) while Caddy starts is harmless.
+        with running_caddy(tmp_path, upstream) as caddy:
+            yield stand_in, caddy.base_url, caddy.tls
     finally:
-        caddy.terminate()
-        try:
-            await asyncio.wait_for(caddy.wait(), 10)
-        except TimeoutError:
-            caddy.kill()
-            await caddy.wait()
         await runner.cleanup()
 
 
