@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +11,7 @@ from corral.supervisor.appkeys import STREAMS
 from corral.supervisor.errors import BadRequest
 from corral.supervisor.openai_schemas import parse_body
 from corral.supervisor.resumable import conversation_id, follow
-from corral.supervisor.sse_response import SSE_HEADERS, owner_of
+from corral.supervisor.sse_response import owner_of, send_sse
 
 MAX_LOOKUP_IDS = 256
 
@@ -33,14 +32,7 @@ async def reattach(request: web.Request) -> web.StreamResponse:
     streams = request.app[STREAMS]
     session = streams.get(conversation_id(request.match_info["cid"]), owner_of(request))
     chunks = follow(session, _offset(request))  # offset errors are HTTP errors, before any byte
-    response = web.StreamResponse(headers=SSE_HEADERS)
-    await response.prepare(request)
-    with contextlib.suppress(ConnectionResetError):
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                await response.write(chunk)
-        await response.write_eof()
-    return response
+    return await send_sse(request, chunks)
 
 
 async def stop(request: web.Request) -> web.Response:
