@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from corral.child.runtime import Backend, Runtime
 from corral.child.stdio import Channel, configure_logging, die_with_parent
@@ -32,7 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--hang", choices=["never", "load", "generate"], default="never")
     fake.add_argument("--fail-load", action="store_true")
     fake.add_argument("--n-ctx", type=int, default=4096)
+    download = kinds.add_parser("download", help="one hub download job (huggingface-hub)")
+    download.add_argument("--cache-dir", required=True, type=Path, help="huggingface-hub cache")
+    download.add_argument("--progress-interval", type=float, default=0.25, help="seconds")
     return parser
+
+
+def _download(args: argparse.Namespace, channel: Channel) -> int:
+    from corral.child.download_backend import DownloadChild  # huggingface-hub: only when used
+    from corral.child.hub_fetch import configure_hub
+
+    configure_hub()
+    return DownloadChild(channel, args.cache_dir, args.progress_interval).run()
 
 
 def _backend(args: argparse.Namespace) -> Backend:
@@ -67,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     die_with_parent()
     configure_logging(args.kind)
     channel = Channel()  # before the backend import: native libraries may print on load
+    if args.kind == "download":
+        return _download(args, channel)
     return Runtime(_backend(args), channel).run()
 
 

@@ -80,12 +80,18 @@ class Shutdown(_Message):
 
 
 class DownloadStart(_Message):
-    """Download one job from a hub (a download child holds exactly one job)."""
+    """Download one job from a hub (a download child holds exactly one job).
+
+    ``files`` and ``include`` patterns add up; with neither, the whole repo. ``commit`` pins
+    the job to what the supervisor planned (and a resumed job to its first attempt);
+    ``revision`` is then only the ref recorded for it in the cache.
+    """
 
     type: Literal["download_start"] = "download_start"
     job_id: RequestId
     repo: str
     revision: str | None = None
+    commit: str | None = None
     files: tuple[str, ...] = ()
     include: tuple[str, ...] = ()
 
@@ -168,15 +174,26 @@ class DownloadProgress(_Message):
 
 
 class DownloadFinished(_Message):
+    """Every file is in the cache, verified; ``paths`` are the snapshot paths, in job order."""
+
     type: Literal["download_finished"] = "download_finished"
     job_id: RequestId
     paths: tuple[str, ...]
+    commit: str | None = None
+
+
+DownloadFailure = Literal[
+    "not_found", "gated", "invalid", "checksum", "disk_full", "network", "cancelled", "error"
+]
 
 
 class DownloadFailed(_Message):
+    """The job stopped; finished files stay in the cache, a partial one stays only to resume."""
+
     type: Literal["download_failed"] = "download_failed"
     job_id: RequestId
     reason: str
+    code: DownloadFailure = "error"
 
 
 ToChild = Annotated[

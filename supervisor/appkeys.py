@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from corral.supervisor.analytics import AnalyticsQueries, AnalyticsWriter
 from corral.supervisor.catalog import Catalog
 from corral.supervisor.client_ip import ClientIPResolver
 from corral.supervisor.credentials import Credentials, Principal
+from corral.supervisor.downloads import DownloadManager
 from corral.supervisor.geoip import GeoIP
 from corral.supervisor.model_manager import ModelManager
 from corral.supervisor.request_facts import RequestFacts
@@ -26,6 +29,8 @@ CLIENT_IP = web.AppKey("client_ip", ClientIPResolver)
 GEOIP = web.AppKey("geoip", GeoIP)
 ANALYTICS = web.AppKey("analytics", AnalyticsWriter)
 QUERIES = web.AppKey("queries", AnalyticsQueries)
+DOWNLOADS = web.AppKey("downloads", DownloadManager)
+SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)  # ends long-lived event streams
 
 # Per request
 FACTS = web.RequestKey("facts", RequestFacts)

@@ -1,8 +1,10 @@
 """The shelf of known models: GGUF files under the models directory, presets, the demo model.
 
 Model ids are the GGUF's path relative to the models directory without ``.gguf`` (so
-``llama/tiny.gguf`` is ``llama/tiny``), or a preset's name. Nothing outside the models
-directory can be named: ``..``, absolute paths and symlinks that leave it are refused.
+``llama/tiny.gguf`` is ``llama/tiny``), ``hf.co/<org>/<name>:<file without .gguf>`` for GGUF
+files downloaded from a hub (supervisor/hub_cache.py), or a preset's name. Nothing outside the
+models directory and the hub cache can be named: ``..``, absolute paths and symlinks that leave
+them are refused.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Literal
 
 from corral.supervisor.child_process import ChildCommand
 from corral.supervisor.demo_model import DEMO_FILE_NAME, DEMO_SIZE, ensure_demo_model
 from corral.supervisor.errors import BadRequest, ModelNotFound
+from corral.supervisor.hub_cache import HubCache, hub_cache_dir
 from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, Settings
 
 MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
@@ -25,7 +29,7 @@ DEFAULT_ALIASES = frozenset({"", "default"})
 # needs an upper-ish estimate, and the real figure comes from psutil once loaded.
 KV_BYTES_PER_TOKEN = 32 << 10
 
-Source = Literal["file", "preset", "demo"]
+Source = Literal["file", "hub", "preset", "demo"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class ModelEntry:
     preset: ModelPreset
     path: Path | None  # None for the demo model until it is assembled, and for fake models
     size_bytes: int
+    repo: str | None = None  # hub models (downloaded, or presets naming repo and file)
+    file: str | None = None
 
     @property
     def backend(self) -> str:
@@ -52,6 +58,16 @@ def validate_model_id(model_id: str) -> str:
     return model_id
 
 
+def _size(path: Path) -> int | None:
+    """The size of a regular file, or None. A file may vanish between the directory listing
+    and this call (a delete or a download's rename in another thread): that is no error."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size if S_ISREG(stat.st_mode) else None
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root.resolve())
@@ -64,6 +80,7 @@ class Catalog:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.models_dir = settings.resolved_models_dir
+        self.hub = HubCache(hub_cache_dir(settings.data_dir))
         self._demo_dir = settings.data_dir / "demo"
 
     def reconfigure(self, settings: Settings) -> None:
@@ -79,13 +96,17 @@ class Catalog:
         found: dict[str, ModelEntry] = {}
         if self.models_dir.is_dir():
             for file in sorted(self.models_dir.rglob("*.gguf")):
-                if not file.is_file() or not _inside(file, self.models_dir):
+                size = _size(file)
+                if size is None or not _inside(file, self.models_dir):
                     continue
                 model_id = file.relative_to(self.models_dir).with_suffix("").as_posix()
                 if MODEL_ID_PATTERN.match(model_id):
-                    found[model_id] = ModelEntry(
-                        model_id, "file", ModelPreset(), file, file.stat().st_size
-                    )
+                    found[model_id] = ModelEntry(model_id, "file", ModelPreset(), file, size)
+        for item in self.hub.files():
+            if MODEL_ID_PATTERN.match(item.model_id):  # ids over 128 characters are left out
+                found[item.model_id] = ModelEntry(
+                    item.model_id, "hub", ModelPreset(), item.path, item.size, item.repo, item.file
+                )
         if self._settings.demo_model:
             demo = self._demo_dir / DEMO_FILE_NAME
             found[DEMO_MODEL_ID] = ModelEntry(
@@ -93,11 +114,15 @@ class Catalog:
             )
         for model_id, preset in self._settings.models.items():
             path = self._preset_path(model_id, preset)
-            size = path.stat().st_size if path is not None and path.is_file() else 0
-            found[model_id] = ModelEntry(model_id, "preset", preset, path, size)
+            size = (_size(path) if path is not None else None) or 0
+            found[model_id] = ModelEntry(
+                model_id, "preset", preset, path, size, preset.repo, preset.file
+            )
         return found
 
     def _preset_path(self, model_id: str, preset: ModelPreset) -> Path | None:
+        if preset.repo is not None and preset.file is not None:
+            return self.hub.resolve(preset.repo, preset.file, preset.revision)
         if preset.path is None:
             return None
         path = preset.path if preset.path.is_absolute() else self.models_dir / preset.path
@@ -133,6 +158,12 @@ class Catalog:
         if entry.source == "demo":
             path = await asyncio.to_thread(ensure_demo_model, self._demo_dir)
         if path is None or not path.is_file():
+            if entry.repo is not None and entry.file is not None:
+                raise ModelNotFound(
+                    f"the model '{entry.id}' is not downloaded yet: "
+                    f"corral pull {entry.repo} {entry.file}",
+                    param="model",
+                )
             raise ModelNotFound(f"the model file of '{entry.id}' is missing", param="model")
         gpu_layers = settings.n_gpu_layers if preset.n_gpu_layers is None else preset.n_gpu_layers
         argv = [

@@ -50,7 +50,7 @@ STDERR_TAIL_LINES = 20
 class ChildCommand:
     argv: Sequence[str]
     label: str  # the model id (or job id) the child serves, for logs and errors
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # may hold a token
 
 
 class ChildFailed(BadGateway):
@@ -107,10 +107,14 @@ class ChildProcess:
         *,
         on_exit: Callable[[ChildExit], None] | None = None,
         on_progress: Callable[[float, str], None] | None = None,
+        on_frame: Callable[[FromChild], None] | None = None,
     ) -> None:
+        """``on_frame`` gets the frames that belong to no request and no start-up step (a
+        download child's progress and result, say)."""
         self.command = command
         self._on_exit = on_exit
         self._on_progress = on_progress
+        self._on_frame = on_frame
         self._proc: asyncio.subprocess.Process | None = None
         self._requests: dict[str, RequestHandle] = {}
         self._hello: asyncio.Future[Hello] | None = None
@@ -135,8 +139,30 @@ class ChildProcess:
 
     async def start(self, hello_timeout: float, load_timeout: float) -> Ready:
         """Spawn and wait for ``ready``; raises ChildFailed on any failure (the child is gone)."""
+        ready = await self._launch(hello_timeout, wait_ready=True)
+        assert ready is not None
+        try:
+            return await asyncio.wait_for(asyncio.shield(ready), load_timeout)
+        except TimeoutError:
+            await self.kill()
+            raise ChildFailed(
+                f"{self.command.label}: the model process did not start in time"
+            ) from None
+        except ChildFailed:
+            await self.kill()
+            raise
+
+    async def spawn(self, hello_timeout: float) -> None:
+        """Spawn and wait for ``hello`` only, for children that send no ``ready`` (downloads)."""
+        await self._launch(hello_timeout, wait_ready=False)
+
+    async def _launch(
+        self, hello_timeout: float, *, wait_ready: bool
+    ) -> asyncio.Future[Ready] | None:
         loop = asyncio.get_running_loop()
-        self._hello, self._ready = loop.create_future(), loop.create_future()
+        self._hello = loop.create_future()
+        # No future for a child that never sends ready: an unawaited failed one would be logged.
+        self._ready = loop.create_future() if wait_ready else None
         env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROP}
         env.update(self.command.env, CORRAL_PARENT_PID=str(os.getpid()))
         self._proc = await asyncio.create_subprocess_exec(
@@ -158,7 +184,7 @@ class ChildProcess:
                     f"model process speaks protocol {hello.protocol_version}, "
                     f"the supervisor speaks {PROTOCOL_VERSION}"
                 )
-            return await asyncio.wait_for(asyncio.shield(self._ready), load_timeout)
+            return self._ready
         except TimeoutError:
             await self.kill()
             raise ChildFailed(
@@ -207,6 +233,13 @@ class ChildProcess:
                 await asyncio.wait_for(self._exited.wait(), grace / 2 if sig is None else grace)
                 break
         await self._finish_tasks()
+
+    async def wait(self) -> ChildExit:
+        """Until the child has exited and its output is read."""
+        await self._exited.wait()
+        await self._finish_tasks()
+        assert self.exit is not None
+        return self.exit
 
     async def kill(self) -> None:
         self._stopping = True
@@ -288,6 +321,8 @@ class ChildProcess:
                 self._ready.set_exception(failure)
             else:
                 log.error("%s", failure.message)
+        elif self._on_frame is not None:
+            self._on_frame(frame)
         else:
             log.debug("unhandled frame %s from %s", frame.type, self.command.label)
 

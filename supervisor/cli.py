@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from corral.supervisor import install_service, keys_cli, logs
+from corral.supervisor import admin_cli, install_service, keys_cli, logs
 from corral.supervisor.settings import Settings, load_settings
 
 
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         help="allow a non-loopback address without API keys (only on a network you trust)",
     )
     keys_cli.add_commands(commands)
+    admin_cli.add_commands(commands)
     install_service.add_command(commands)
     return parser
 
@@ -101,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command in ("keys", "users"):
         return keys_cli.run(args)
+    if args.command in admin_cli.COMMANDS:
+        return admin_cli.run(args)
     if args.command == "install-service":
         return install_service.run(args)
     return 2

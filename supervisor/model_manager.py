@@ -16,10 +16,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from corral.supervisor.broadcast import Broadcast
 from corral.supervisor.catalog import Catalog, ModelEntry
 from corral.supervisor.child_process import ChildExit, ChildFailed, ChildProcess
 from corral.supervisor.errors import (
     BadGateway,
+    Conflict,
     CorralError,
     ModelNotFound,
     ServiceUnavailable,
@@ -31,6 +33,7 @@ from corral.supervisor.scheduler import (
     Limits,
     ModelSpec,
     ModelView,
+    Refused,
     Reject,
     Scheduler,
     StartLoad,
@@ -41,6 +44,7 @@ from corral.supervisor.settings import Settings
 log = logging.getLogger("corral.scheduler")
 
 Command = Callable[[float], list[Effect]]
+_RUNNING = frozenset({"loading", "loaded", "stopping"})
 
 
 class Interruptible(Protocol):
@@ -117,6 +121,8 @@ class ModelManager:
     _tickets: itertools.count[int] = field(default_factory=itertools.count, init=False)
     _generations: set[Interruptible] = field(default_factory=set, init=False)
     _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    changes: Broadcast[str] = field(default_factory=Broadcast, init=False)
+    """Ids of models whose view or load progress changed (or that were forgotten)."""
 
     def __post_init__(self) -> None:
         self._scheduler = Scheduler(_limits(self.settings))
@@ -166,14 +172,40 @@ class ModelManager:
         self._post(lambda now: self._scheduler.finish(lease.ticket, now))
 
     async def load(self, entry: ModelEntry) -> None:
+        """Start loading ``entry`` (without waiting for it); refusals are raised."""
+
         def command(now: float) -> list[Effect]:
             self._register(entry)
             return self._scheduler.load(entry.id, now)
 
-        self._post(command)
+        await self._ask(command)
 
     async def unload(self, model_id: str) -> None:
-        self._post(lambda now: self._scheduler.unload(model_id, now))
+        """Stop a model once its requests end; a model that never ran is already unloaded."""
+
+        def command(now: float) -> list[Effect]:
+            if model_id not in self._entries:
+                return []
+            return self._scheduler.unload(model_id, now)
+
+        await self._ask(command)
+
+    async def forget(self, model_id: str, *, force: bool = False) -> None:
+        """Drop a model (its files are going away): refuse while it runs unless ``force``, which
+        stops its child and fails its requests."""
+
+        def command(now: float) -> list[Effect]:
+            view = self.views.get(model_id)  # current: we are inside the actor
+            if view is not None and view.state in _RUNNING and not force:
+                raise Conflict(
+                    f"the model '{model_id}' is {view.state}; unload it first or use force",
+                    param="model",
+                    code="model_in_use",
+                )
+            self._entries.pop(model_id, None)
+            return self._scheduler.unregister(model_id, now)
+
+        await self._ask(command)
 
     def status(self, model_id: str) -> ModelStatus | None:
         view = self.views.get(model_id)
@@ -224,6 +256,25 @@ class ModelManager:
     def _post(self, command: Command) -> None:
         self._inbox.put_nowait(command)
 
+    async def _ask(self, command: Command) -> None:
+        """Run ``command`` in the actor and hand its failure (a refusal, say) to the caller."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wrapped(now: float) -> list[Effect]:
+            try:
+                effects = command(now)
+            except Refused as exc:
+                done.set_exception(_reject_error(Reject("", "", exc.code, exc.message)))
+                return []
+            except CorralError as exc:
+                done.set_exception(exc)
+                return []
+            done.set_result(None)
+            return effects
+
+        self._post(wrapped)
+        await done
+
     async def run(self) -> None:
         while True:
             deadline = self._scheduler.next_deadline()
@@ -239,7 +290,10 @@ class ModelManager:
                     log.exception("scheduler command failed")
                     effects = []
             self._apply(effects)
-            self.views = self._scheduler.snapshot()
+            before, self.views = self.views, self._scheduler.snapshot()
+            for model_id in before.keys() | self.views.keys():
+                if before.get(model_id) != self.views.get(model_id):
+                    self.changes.publish(model_id)
 
     async def close(self) -> None:
         """Stop every child (in parallel) and fail whoever still waits."""
@@ -310,6 +364,7 @@ class ModelManager:
 
         def progress(fraction: float, _: str) -> None:
             rt.progress = fraction
+            self.changes.publish(model_id)
 
         try:
             command = await self.catalog.command(entry)

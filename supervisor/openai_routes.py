@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from typing import Any
 
 from aiohttp import web
 
-from corral.supervisor.appkeys import CATALOG, FACTS, MANAGER, PRINCIPAL, SETTINGS, STREAMS
+from corral.supervisor.appkeys import (
+    CATALOG,
+    DOWNLOADS,
+    FACTS,
+    MANAGER,
+    PRINCIPAL,
+    SETTINGS,
+    STREAMS,
+)
 from corral.supervisor.catalog import ModelEntry
 from corral.supervisor.errors import ModelNotFound
 from corral.supervisor.generation import Generation
+from corral.supervisor.model_admin import downloading_object
 from corral.supervisor.openai_format import Kind, ResponseIds, collect, sse_body
 from corral.supervisor.openai_schemas import (
     ChatCompletionRequest,
@@ -21,7 +29,7 @@ from corral.supervisor.openai_schemas import (
 )
 from corral.supervisor.request_facts import RequestFacts
 from corral.supervisor.resumable import conversation_id, follow
-from corral.supervisor.sse_response import SSE_HEADERS, owner_of
+from corral.supervisor.sse_response import owner_of, send_sse
 
 log = logging.getLogger("corral.api")
 _STATE_NAMES = {"stopping": "unloading"}
@@ -61,9 +69,13 @@ def resolve_for(request: web.Request, name: str | None) -> ModelEntry:
 
 async def list_models(request: web.Request) -> web.Response:
     entries = [e for e in request.app[CATALOG].entries().values() if _allowed(request, e.id)]
-    return web.json_response(
-        {"object": "list", "data": [model_object(request, e) for e in entries]}
-    )
+    data = [model_object(request, e) for e in entries]
+    known = {e.id for e in entries}
+    # Models still being pulled: not on disk yet, but announced with their progress.
+    for item in request.app[DOWNLOADS].downloading().values():
+        if item.model_id not in known and _allowed(request, item.model_id):
+            data.append(downloading_object(item))
+    return web.json_response({"object": "list", "data": data})
 
 
 async def get_model(request: web.Request) -> web.Response:
@@ -103,20 +115,13 @@ async def _generate(
         if not body.stream:
             text, done = await collect(generation)
             return web.json_response(ids.full(text, done))
-        response = web.StreamResponse(headers=SSE_HEADERS)
-        await response.prepare(request)
         body_chunks = sse_body(
             generation,
             ids,
             include_usage=body.include_usage,
             ping_interval=settings.sse_ping_interval,
         )
-        with contextlib.suppress(ConnectionResetError):
-            async with contextlib.aclosing(body_chunks):
-                async for chunk in body_chunks:
-                    await response.write(chunk)
-            await response.write_eof()
-        return response
+        return await send_sse(request, body_chunks)
     finally:
         # Also on a client disconnect (a failed write, or the handler's cancellation):
         # the generation stops in the child.
@@ -168,15 +173,8 @@ async def _resumable(
         generation,
         sse_body(generation, ids, include_usage=body.include_usage, ping_interval=ping),
     )
-    chunks = follow(session, 0)
-    response = web.StreamResponse(headers={**SSE_HEADERS, "X-Conversation-Id": cid})
-    await response.prepare(request)
     # A disconnect (failed write or handler cancellation) ends only this follower.
-    with contextlib.suppress(ConnectionResetError):
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                await response.write(chunk)
-        await response.write_eof()
+    response = await send_sse(request, follow(session, 0), {"X-Conversation-Id": cid})
     if generation.done is not None:
         record_facts(request[FACTS], generation)
     return response

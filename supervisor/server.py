@@ -16,7 +16,15 @@ from collections.abc import Callable
 from aiohttp import web
 
 from corral.supervisor.app import create_app
-from corral.supervisor.appkeys import CATALOG, CLIENT_IP, CREDENTIALS, GEOIP, MANAGER, SETTINGS
+from corral.supervisor.appkeys import (
+    CATALOG,
+    CLIENT_IP,
+    CREDENTIALS,
+    DOWNLOADS,
+    GEOIP,
+    MANAGER,
+    SETTINGS,
+)
 from corral.supervisor.sdnotify import Notifier, run_watchdog
 from corral.supervisor.security import SECURITY, config_keys
 from corral.supervisor.settings import Settings
@@ -71,6 +79,7 @@ def reload_app(app: web.Application, fresh: Settings) -> None:
     app[SECURITY].forget_cache()
     app[CLIENT_IP].trust(fresh.trusted_proxies)
     app[GEOIP].use(fresh.geoip_database)
+    app[DOWNLOADS].reconfigure(live.current)
     app[CATALOG].reconfigure(live.current)
     app[MANAGER].reconfigure(live.current)
     log.info("reloaded settings")

@@ -14,6 +14,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from corral.protocol.hub_names import check_file_name, check_repo_id, check_revision
+from corral.supervisor.hub_settings import HubSettings
+
 DEMO_MODEL_ID = "qwen2.5-coder-0.5b-instruct"
 
 
@@ -43,6 +46,9 @@ class ModelPreset(BaseModel):
 
     backend: Literal["llama", "fake"] = "llama"
     path: Path | None = Field(default=None, description="GGUF file, relative to models_dir")
+    repo: str | None = Field(default=None, description="hub repo of the GGUF (with file)")
+    file: str | None = Field(default=None, description="GGUF file in repo, from the hub cache")
+    revision: str | None = Field(default=None, description="branch, tag or commit of repo")
     n_ctx: int | None = Field(default=None, ge=16)
     n_threads: int | None = Field(default=None, ge=1)
     n_gpu_layers: int | None = None
@@ -53,6 +59,20 @@ class ModelPreset(BaseModel):
     pinned: bool = False
     aliases: list[str] = []
     args: list[str] = Field(default=[], description="extra arguments for the child process")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelPreset:
+        if self.repo is None:
+            if self.file is not None or self.revision is not None:
+                raise ValueError("file and revision need repo")
+            return self
+        if self.path is not None or self.file is None:
+            raise ValueError("give either path, or repo with file")
+        check_repo_id(self.repo)
+        check_file_name(self.file)
+        if self.revision is not None:
+            check_revision(self.revision)
+        return self
 
 
 class ApiKeyConfig(BaseModel):
@@ -156,6 +176,9 @@ class Settings(BaseSettings):
     # web UI
     ui_modes: dict[str, UiMode] = DEFAULT_UI_MODES
     ui_defaults: UiDefaults = UiDefaults()
+
+    # hub downloads
+    hub: HubSettings = HubSettings()
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
