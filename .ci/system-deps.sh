@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: caddy (caddy validate/adapt and the
-# TLS front in end-to-end tests) and systemd (systemd-analyze verify on the unit).
+# TLS front in end-to-end tests), systemd (systemd-analyze verify on the unit) and chromium (the
+# web UI tests drive it headless through Playwright; no browser is ever downloaded).
 # Idempotent and quiet: when every command is already there it does nothing and touches no
 # package list; otherwise it runs `apt-get update` once and installs only what is missing.
 # Works as root with no stdin (CI); as another user it goes through `sudo -n`.
@@ -10,7 +11,7 @@ set -euo pipefail
 wanted=(
     "caddy caddy"
     "systemd-analyze systemd"
-    # "chromium chromium"   # enable with the headless UI tests
+    "chromium chromium"
 )
 
 missing=()

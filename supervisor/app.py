@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from corral.supervisor import (
+    admin_routes,
     analytics_routes,
     auth_routes,
+    conversation_routes,
     openai_routes,
     server_routes,
     stream_routes,
@@ -166,8 +168,10 @@ def create_app(settings: Settings) -> web.Application:
     openai_routes.setup(app)
     stream_routes.setup(app)
     auth_routes.setup(app)
+    conversation_routes.setup(app)
     analytics_routes.setup(app)
     server_routes.setup(app)
+    admin_routes.setup(app)  # models and downloads; their cleanup context stops download jobs
     app.router.add_get("/metrics", metrics_route)
     webui.setup(app)
     return app

@@ -112,10 +112,31 @@ CREATE INDEX sessions_expires_at ON sessions (expires_at);
 CREATE INDEX sessions_user_id ON sessions (user_id);
 """
 
-# Append only. The lead's later tables (downloads, conversations) go here as versions 3, 4...
+# The web UI's conversations, per owner ("local" while auth is off, else "user:NAME" or
+# "key:NAME"). settings and messages are JSON text; times are Unix seconds.
+_V3_CONVERSATIONS = """
+CREATE TABLE conversations (
+    id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    pinned INTEGER NOT NULL DEFAULT 0,
+    model TEXT,
+    mode TEXT,
+    system_prompt TEXT NOT NULL DEFAULT '',
+    settings TEXT NOT NULL DEFAULT '{}',
+    messages TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (owner, id)
+);
+CREATE INDEX conversations_owner_updated_at ON conversations (owner, updated_at);
+"""
+
+# Append only. The lead's later tables (downloads...) go here as versions 4, 5...
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "analytics", _sql(_V1_ANALYTICS)),
     Migration(2, "api_keys_users_sessions", _sql(_V2_CREDENTIALS)),
+    Migration(3, "conversations", _sql(_V3_CONVERSATIONS)),
 )
 
 
