@@ -330,6 +330,26 @@ def _parse_time(value: str | None) -> float | None:
     return seconds
 
 
+def fill_timeline(
+    rows: list[dict[str, Any]], since: float | None, until: float, step: int
+) -> list[dict[str, Any]]:
+    """Every bucket from ``since`` to ``until``, with zeros where no request fell.
+
+    A chart of only the non-empty buckets would join distant points with a line and pick
+    its axis from the data alone; zeros keep the time axis honest.
+    """
+    if since is None:
+        return rows
+    found = {int(row["ts"]): row for row in rows}
+    first, last = int(since // step) * step, int(until // step) * step
+    if (last - first) // step > 10 * _TARGET_BUCKETS:  # a range the step was not chosen for
+        return rows
+    return [
+        found.get(ts, {"ts": ts, "requests": 0, "errors": 0, "completion_tokens": 0})
+        for ts in range(first, last + step, step)
+    ]
+
+
 def bucket_step(span_s: float) -> int:
     """The smallest step from a fixed list that draws the span in at most ~120 buckets."""
     for step in _STEPS_S:
@@ -413,12 +433,17 @@ class AnalyticsQueries:
                 ),
                 "latency_ms": self._percentiles("latency_ms", filters),
                 "ttft_ms": self._percentiles("ttft_ms", filters),
-                "timeline": self._all(
-                    "SELECT CAST(ts / ? AS INTEGER) * ? AS ts, COUNT(*) AS requests,"
-                    " COALESCE(SUM(status >= 400), 0) AS errors,"
-                    " COALESCE(SUM(completion_tokens), 0) AS completion_tokens"
-                    f" FROM analytics{where} GROUP BY 1 ORDER BY 1",
-                    [step, step, *args],
+                "timeline": fill_timeline(
+                    self._all(
+                        "SELECT CAST(ts / ? AS INTEGER) * ? AS ts, COUNT(*) AS requests,"
+                        " COALESCE(SUM(status >= 400), 0) AS errors,"
+                        " COALESCE(SUM(completion_tokens), 0) AS completion_tokens"
+                        f" FROM analytics{where} GROUP BY 1 ORDER BY 1",
+                        [step, step, *args],
+                    ),
+                    since,
+                    until,
+                    step,
                 ),
                 "events": {
                     "total": totals["requests"],

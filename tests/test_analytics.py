@@ -389,3 +389,13 @@ async def test_sweep_runs_in_a_thread(store: Store) -> None:
     assert await writer.sweep(30) == 1
     await writer.close()
     assert [r["ts"] for r in stored(store)] == [4_000_000_000.0]
+
+
+def test_timeline_fills_empty_buckets_with_zeros() -> None:
+    from corral.supervisor.analytics import fill_timeline
+
+    rows = [{"ts": 120, "requests": 3, "errors": 0, "completion_tokens": 5}]
+    filled = fill_timeline(rows, since=0, until=250, step=60)
+    assert [r["ts"] for r in filled] == [0, 60, 120, 180, 240]
+    assert [r["requests"] for r in filled] == [0, 0, 3, 0, 0]
+    assert fill_timeline(rows, since=None, until=250, step=60) == rows
