@@ -107,7 +107,9 @@ def _child_pids(sup: Supervisor) -> list[str]:
 
 
 def client_for(sup: Supervisor, timeout: float = 120.0) -> openai.OpenAI:
-    return openai.OpenAI(base_url=sup.base_url + "/v1", api_key="unused", max_retries=0, timeout=timeout)
+    return openai.OpenAI(
+        base_url=sup.base_url + "/v1", api_key="unused", max_retries=0, timeout=timeout
+    )
 
 
 def have_llama() -> bool:
@@ -135,7 +137,14 @@ def free_disk(path: Path) -> int:
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     # httpx honours proxy variables; tests talk to loopback only.
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     os.environ.setdefault("CORRAL_CHILD_LOG_LEVEL", "INFO")

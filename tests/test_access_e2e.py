@@ -47,7 +47,9 @@ def corral(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
 
 
 def summary(http: httpx.Client, **params: str) -> dict[str, object]:
-    response = http.get("/admin/analytics/summary", params={"limit": "200", **params}, headers=auth(ADMIN_KEY))
+    response = http.get(
+        "/admin/analytics/summary", params={"limit": "200", **params}, headers=auth(ADMIN_KEY)
+    )
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -69,10 +71,24 @@ def test_api_keys_guard_every_route(supervisor: SupervisorFactory) -> None:
         listed = {m["id"] for m in http.get("/v1/models", headers=auth(USER_KEY)).json()["data"]}
         assert listed == {"fake", "fake-slow"}
         # A model outside the key's list does not exist for it.
-        limited = http.post("/v1/chat/completions", json={**CHAT, "model": "tiny"}, headers=auth(USER_KEY))
+        limited = http.post(
+            "/v1/chat/completions", json={**CHAT, "model": "tiny"}, headers=auth(USER_KEY)
+        )
         assert limited.status_code == 404
-        assert http.post("/v1/chat/completions", json={**CHAT, "model": "fake"}, headers=auth(USER_KEY)).status_code == 200
-        assert http.post("/v1/chat/completions", json={**CHAT, "model": "tiny", "max_tokens": 2}, headers=auth(ADMIN_KEY)).status_code == 200
+        assert (
+            http.post(
+                "/v1/chat/completions", json={**CHAT, "model": "fake"}, headers=auth(USER_KEY)
+            ).status_code
+            == 200
+        )
+        assert (
+            http.post(
+                "/v1/chat/completions",
+                json={**CHAT, "model": "tiny", "max_tokens": 2},
+                headers=auth(ADMIN_KEY),
+            ).status_code
+            == 200
+        )
         for path in ("/admin/server", "/admin/analytics/summary"):
             assert http.get(path, headers=auth(USER_KEY)).status_code == 403
             assert http.get(path, headers=auth(ADMIN_KEY)).status_code == 200
@@ -97,8 +113,14 @@ def test_cli_keys_and_revocation(supervisor: SupervisorFactory, tmp_path: Path) 
         assert http.get("/v1/models").status_code == 401  # a key exists, so auth is on
         assert http.get("/v1/models", headers=auth(key)).status_code == 200
         assert corral("keys", "revoke", "cli-key", "--data-dir", str(data)).returncode == 0
-        wait_until(lambda: http.get("/v1/models", headers=auth(key)).status_code == 401, 10, "revocation")
-    db = (data / "corral.db").read_bytes() + (data / "corral.db-wal").read_bytes() if (data / "corral.db-wal").exists() else (data / "corral.db").read_bytes()
+        wait_until(
+            lambda: http.get("/v1/models", headers=auth(key)).status_code == 401, 10, "revocation"
+        )
+    db = (
+        (data / "corral.db").read_bytes() + (data / "corral.db-wal").read_bytes()
+        if (data / "corral.db-wal").exists()
+        else (data / "corral.db").read_bytes()
+    )
     assert key.encode() not in db
 
 
@@ -109,7 +131,11 @@ def test_refuses_public_address_without_keys(tmp_path: Path) -> None:
 
 
 def test_insecure_flag_overrides_with_a_warning(tmp_path: Path) -> None:
-    sup = Supervisor(data_dir=tmp_path / "d", models_dir=tmp_path / "m", extra_args=["--host", "0.0.0.0", "--insecure-no-auth"])
+    sup = Supervisor(
+        data_dir=tmp_path / "d",
+        models_dir=tmp_path / "m",
+        extra_args=["--host", "0.0.0.0", "--insecure-no-auth"],
+    )
     sup.start()
     try:
         assert "with no authentication" in sup.log_text()
@@ -119,7 +145,9 @@ def test_insecure_flag_overrides_with_a_warning(tmp_path: Path) -> None:
 
 def test_login_logout_rate_limit_and_expiry(supervisor: SupervisorFactory, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    added = corral("users", "add", "bob", "--password-stdin", "--data-dir", str(data), stdin="correct horse\n")
+    added = corral(
+        "users", "add", "bob", "--password-stdin", "--data-dir", str(data), stdin="correct horse\n"
+    )
     assert added.returncode == 0, added.stderr
     sup = supervisor("login_max_failures_per_user = 3\nsession_lifetime = 2\n", data_dir=data)
     with sup.http() as http:
@@ -134,19 +162,30 @@ def test_login_logout_rate_limit_and_expiry(supervisor: SupervisorFactory, tmp_p
         assert http.post("/api/logout", headers=auth(token)).status_code == 204
         assert http.get("/v1/models", headers=auth(token)).status_code == 401
         # Expiry: a session lives session_lifetime seconds.
-        short = http.post("/api/login", json={"username": "bob", "password": "correct horse"}).json()["token"]
+        short = http.post(
+            "/api/login", json={"username": "bob", "password": "correct horse"}
+        ).json()["token"]
         assert http.get("/v1/models", headers=auth(short)).status_code == 200
-        wait_until(lambda: http.get("/v1/models", headers=auth(short)).status_code == 401, 10, "session expiry")
+        wait_until(
+            lambda: http.get("/v1/models", headers=auth(short)).status_code == 401,
+            10,
+            "session expiry",
+        )
         # Rate limit: three failures, then 429 even for the right password.
         for _ in range(3):
-            assert http.post("/api/login", json={"username": "bob", "password": "wrong"}).status_code == 401
+            assert (
+                http.post("/api/login", json={"username": "bob", "password": "wrong"}).status_code
+                == 401
+            )
         limited = http.post("/api/login", json={"username": "bob", "password": "correct horse"})
         assert limited.status_code == 429
         assert int(limited.headers["Retry-After"]) > 0
     assert "correct horse" not in sup.log_text()
 
 
-def test_analytics_rows_geoip_and_trusted_proxies(supervisor: SupervisorFactory, tmp_path: Path) -> None:
+def test_analytics_rows_geoip_and_trusted_proxies(
+    supervisor: SupervisorFactory, tmp_path: Path
+) -> None:
     mmdb = tmp_path / "countries.mmdb"
     build_country_mmdb(mmdb, {"1.1.1.0/24": "JP", "8.8.8.0/24": "BR"})
     sup = supervisor(f'geoip_database = "{mmdb}"\n' + KEYS)
@@ -154,12 +193,18 @@ def test_analytics_rows_geoip_and_trusted_proxies(supervisor: SupervisorFactory,
         chat = http.post(
             "/v1/chat/completions",
             json={**CHAT, "model": "fake"},
-            headers={**auth(USER_KEY), "X-Forwarded-For": "1.1.1.7", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"},
+            headers={
+                **auth(USER_KEY),
+                "X-Forwarded-For": "1.1.1.7",
+                "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+            },
         )
         assert chat.status_code == 200
         http.get("/v1/models", headers={**auth(USER_KEY), "X-Forwarded-For": "8.8.8.9"})
         http.get("/v1/models?api_key=" + USER_KEY, headers=auth(USER_KEY))
-        wait_until(lambda: any(e["action"] == "chat.completions" for e in events(http)), 15, "the chat row")
+        wait_until(
+            lambda: any(e["action"] == "chat.completions" for e in events(http)), 15, "the chat row"
+        )
         row = next(e for e in events(http) if e["action"] == "chat.completions")
         assert row["client_ip"] == "1.1.1.7"
         assert row["country"] == "JP"
@@ -184,7 +229,9 @@ def test_analytics_rows_geoip_and_trusted_proxies(supervisor: SupervisorFactory,
         totals = summary(http)
         assert totals["totals"]["requests"] >= 3  # type: ignore[index]
         assert any(c["key"] == "JP" for c in totals["per_country"])  # type: ignore[attr-defined,union-attr]
-        csv = http.get("/admin/analytics/export.csv", params={"country": "JP"}, headers=auth(ADMIN_KEY))
+        csv = http.get(
+            "/admin/analytics/export.csv", params={"country": "JP"}, headers=auth(ADMIN_KEY)
+        )
         assert csv.status_code == 200
         lines = csv.text.strip().splitlines()
         assert "client_ip" in lines[0]
@@ -200,7 +247,9 @@ def test_analytics_rows_geoip_and_trusted_proxies(supervisor: SupervisorFactory,
     assert USER_KEY not in sup.log_text()
 
 
-def test_spoofed_forwarded_for_from_untrusted_peer_is_ignored(supervisor: SupervisorFactory) -> None:
+def test_spoofed_forwarded_for_from_untrusted_peer_is_ignored(
+    supervisor: SupervisorFactory,
+) -> None:
     sup = supervisor('trusted_proxies = ["10.0.0.0/8"]\n')
     with sup.http() as http:
         http.get("/v1/models", headers={"X-Forwarded-For": "203.0.113.7"})
@@ -225,7 +274,13 @@ def test_metrics_counters_move(supervisor: SupervisorFactory) -> None:
         after = http.get("/metrics", headers=auth(ADMIN_KEY)).text
         assert counter(after, metric) == counter(before, metric) + 1
         assert counter(after, tokens) == counter(before, tokens) + 8
-        for name in ("corral_models_loaded 1.0", "corral_queue_depth", "corral_stream_sessions", "corral_analytics_rows_dropped_total", "corral_time_to_first_token_seconds_bucket"):
+        for name in (
+            "corral_models_loaded 1.0",
+            "corral_queue_depth",
+            "corral_stream_sessions",
+            "corral_analytics_rows_dropped_total",
+            "corral_time_to_first_token_seconds_bucket",
+        ):
             assert name in after
 
 
@@ -233,12 +288,22 @@ def test_stream_sessions_belong_to_their_key(supervisor: SupervisorFactory) -> N
     sup = supervisor(KEYS)
     with sup.http() as http:
         body = {**CHAT, "model": "fake", "stream": True}
-        created = http.post("/v1/chat/completions", json=body, headers={**auth(USER_KEY), "X-Conversation-Id": "mine"})
+        created = http.post(
+            "/v1/chat/completions",
+            json=body,
+            headers={**auth(USER_KEY), "X-Conversation-Id": "mine"},
+        )
         assert created.status_code == 200
         assert http.get("/v1/stream/mine", headers=auth(USER_KEY)).status_code == 200
         assert http.get("/v1/stream/mine", headers=auth(ADMIN_KEY)).status_code == 404
-        assert http.post("/v1/streams/lookup", json={"conversation_ids": ["mine"]}, headers=auth(ADMIN_KEY)).json() == {"data": []}
-        taken = http.post("/v1/chat/completions", json=body, headers={**auth(ADMIN_KEY), "X-Conversation-Id": "mine"})
+        assert http.post(
+            "/v1/streams/lookup", json={"conversation_ids": ["mine"]}, headers=auth(ADMIN_KEY)
+        ).json() == {"data": []}
+        taken = http.post(
+            "/v1/chat/completions",
+            json=body,
+            headers={**auth(ADMIN_KEY), "X-Conversation-Id": "mine"},
+        )
         assert taken.status_code == 409
 
 
@@ -251,7 +316,11 @@ def test_public_server_stays_closed_when_its_last_key_is_revoked(tmp_path: Path)
         with sup.http() as http:
             assert http.get("/v1/models", headers=auth(key)).status_code == 200
             assert corral("keys", "revoke", "only", "--data-dir", str(data)).returncode == 0
-            wait_until(lambda: http.get("/v1/models", headers=auth(key)).status_code == 401, 10, "revocation")
+            wait_until(
+                lambda: http.get("/v1/models", headers=auth(key)).status_code == 401,
+                10,
+                "revocation",
+            )
             assert http.get("/v1/models").status_code == 401  # not opened to everyone
     finally:
         assert sup.terminate() == 0

@@ -110,7 +110,9 @@ def test_child_stdout_carries_frames_only_even_when_native_code_prints() -> None
         print("python print noise")
         channel.send(Hello(protocol_version=1, kind="fake", pid=os.getpid()))
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=30, check=True
+    )
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     assert isinstance(decode(FROM_CHILD, lines[0]), Hello)

@@ -132,11 +132,17 @@ def test_sighup_picks_up_a_new_api_key(supervisor: SupervisorFactory, notify: No
     notify.until("READY=1")
     assert sup.config is not None
     with sup.http() as http:
-        assert http.get("/v1/models", headers={"Authorization": f"Bearer {second}"}).status_code == 401
+        assert (
+            http.get("/v1/models", headers={"Authorization": f"Bearer {second}"}).status_code == 401
+        )
         sup.config.write_text(sup.config.read_text().replace(first, second))
         assert sup.proc is not None
         sup.proc.send_signal(signal.SIGHUP)
         notify.until("RELOADING=1")
         notify.until("READY=1")
-        assert http.get("/v1/models", headers={"Authorization": f"Bearer {second}"}).status_code == 200
-        assert http.get("/v1/models", headers={"Authorization": f"Bearer {first}"}).status_code == 401
+        assert (
+            http.get("/v1/models", headers={"Authorization": f"Bearer {second}"}).status_code == 200
+        )
+        assert (
+            http.get("/v1/models", headers={"Authorization": f"Bearer {first}"}).status_code == 401
+        )

@@ -82,7 +82,10 @@ def test_default_model_and_models_list_states(supervisor: SupervisorFactory) -> 
     assert listed["tiny"].model_extra["default"] is True  # type: ignore[index]
     with sup.http() as http:
         # No model named: the configured default serves it.
-        body = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).json()
+        body = http.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+        ).json()
         assert body["model"] == "tiny"
         states = {m["id"]: m["state"] for m in http.get("/v1/models").json()["data"]}
         assert states["tiny"] == "loaded"
@@ -114,7 +117,9 @@ def test_demo_model_answers_a_factual_question(supervisor: SupervisorFactory) ->
     client = client_for(sup, timeout=300)
     reply = client.chat.completions.create(
         model="qwen2.5-coder-0.5b-instruct",
-        messages=[{"role": "user", "content": "What is the capital of France? Answer with one word."}],
+        messages=[
+            {"role": "user", "content": "What is the capital of France? Answer with one word."}
+        ],
         temperature=0,
         max_tokens=10,
     )
@@ -157,7 +162,7 @@ def test_bad_input_is_a_clear_openai_error(
 
 
 def test_oversized_body_and_prompt_over_context(supervisor: SupervisorFactory) -> None:
-    sup = supervisor('max_body_bytes = 4096\n')
+    sup = supervisor("max_body_bytes = 4096\n")
     with sup.http() as http:
         big = {"messages": [{"role": "user", "content": "x" * 8000}]}
         response = http.post("/v1/chat/completions", json=big)
@@ -179,4 +184,6 @@ def test_openai_client_raises_typed_errors(supervisor: SupervisorFactory) -> Non
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="missing", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}], n=3)
+        client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "x"}], n=3
+        )

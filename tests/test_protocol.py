@@ -43,8 +43,13 @@ from corral.protocol.messages import (
 TO_CHILD_EXAMPLES = [
     Generate(
         request_id="r1",
-        messages=(ChatMessage(role="user", content="héllo\n"), ChatMessage(role="assistant", content="")),
-        params=SamplingParams(max_tokens=5, temperature=0.0, stop=("\n",), logit_bias={15: -100.0}, seed=1),
+        messages=(
+            ChatMessage(role="user", content="héllo\n"),
+            ChatMessage(role="assistant", content=""),
+        ),
+        params=SamplingParams(
+            max_tokens=5, temperature=0.0, stop=("\n",), logit_bias={15: -100.0}, seed=1
+        ),
     ),
     Generate(request_id="r2", prompt="once upon"),
     Cancel(request_id="r1"),
@@ -58,10 +63,14 @@ FROM_CHILD_EXAMPLES = [
     Ready(model="m", n_ctx=2048, chat_template=True),
     Started(request_id="r1", prompt_tokens=12),
     Delta(request_id="r1", text="tok tok", tokens=2),
-    Done(request_id="r1", finish_reason="length", usage=Usage(prompt_tokens=1, completion_tokens=2)),
+    Done(
+        request_id="r1", finish_reason="length", usage=Usage(prompt_tokens=1, completion_tokens=2)
+    ),
     Error(request_id=None, code="load_failed", message="boom"),
     Stats(active_requests=1, queued_requests=0, tokens_generated=10),
-    DownloadProgress(job_id="j1", bytes_done=5, bytes_total=10, bytes_per_second=1.5, files={"a": (5, 10)}),
+    DownloadProgress(
+        job_id="j1", bytes_done=5, bytes_total=10, bytes_per_second=1.5, files={"a": (5, 10)}
+    ),
     DownloadFinished(job_id="j1", paths=("/x/a.gguf",)),
     DownloadFailed(job_id="j1", reason="404"),
 ]
@@ -80,7 +89,11 @@ def test_from_child_round_trip(message: object) -> None:
     assert decode(FROM_CHILD, encode(message)[:-1]) == message  # type: ignore[arg-type]
 
 
-@given(text=st.text(), tokens=st.integers(min_value=0, max_value=10_000), rid=st.text(min_size=1, max_size=128))
+@given(
+    text=st.text(),
+    tokens=st.integers(min_value=0, max_value=10_000),
+    rid=st.text(min_size=1, max_size=128),
+)
 def test_delta_round_trip_any_text(text: str, tokens: int, rid: str) -> None:
     delta = Delta(request_id=rid, text=text, tokens=tokens)
     line = encode(delta)
@@ -92,8 +105,16 @@ def test_delta_round_trip_any_text(text: str, tokens: int, rid: str) -> None:
     ("line", "request_id", "fragment"),
     [
         (b"{not json", None, "invalid frame"),
-        (b'{"type": "teleport", "request_id": "r9"}', "r9", "does not match any of the expected tags"),
-        (b'{"type": "delta", "request_id": "r3", "text": "x", "tokens": 1, "extra": 1}', "r3", "extra"),
+        (
+            b'{"type": "teleport", "request_id": "r9"}',
+            "r9",
+            "does not match any of the expected tags",
+        ),
+        (
+            b'{"type": "delta", "request_id": "r3", "text": "x", "tokens": 1, "extra": 1}',
+            "r3",
+            "extra",
+        ),
         (b'{"type": "delta", "request_id": "r4", "text": "x", "tokens": -1}', "r4", "tokens"),
         (b'{"type": "done", "request_id": "r5"}', "r5", "finish_reason"),
         (b"[]", None, "invalid frame"),
@@ -122,11 +143,16 @@ def test_splitter_reassembles_lines_across_chunks() -> None:
     got: list[bytes | ProtocolError] = []
     for i in range(0, len(data), 7):
         got.extend(splitter.feed(data[i : i + 7]))
-    assert [decode(FROM_CHILD, line) for line in got if isinstance(line, bytes)] == FROM_CHILD_EXAMPLES
+    assert [
+        decode(FROM_CHILD, line) for line in got if isinstance(line, bytes)
+    ] == FROM_CHILD_EXAMPLES
     assert splitter.pending == 0
 
 
-@given(st.lists(st.binary(max_size=50).filter(lambda b: b"\n" not in b and b.strip()), max_size=20), st.integers(1, 64))
+@given(
+    st.lists(st.binary(max_size=50).filter(lambda b: b"\n" not in b and b.strip()), max_size=20),
+    st.integers(1, 64),
+)
 def test_splitter_any_chunking(lines: list[bytes], size: int) -> None:
     data = b"".join(line + b"\n" for line in lines)
     splitter = LineSplitter()
@@ -139,7 +165,10 @@ def test_splitter_any_chunking(lines: list[bytes], size: int) -> None:
 def test_oversized_frame_is_dropped_and_reading_goes_on() -> None:
     splitter = LineSplitter(max_bytes=100)
     good = encode(Cancel(request_id="ok"))
-    huge = json.dumps({"type": "delta", "request_id": "big", "text": "x" * 500, "tokens": 1}).encode() + b"\n"
+    huge = (
+        json.dumps({"type": "delta", "request_id": "big", "text": "x" * 500, "tokens": 1}).encode()
+        + b"\n"
+    )
     out: list[bytes | ProtocolError] = []
     # Fed in small pieces, so the splitter sees the frame grow past the limit before its end.
     for i in range(0, len(huge), 30):
@@ -154,7 +183,9 @@ def test_oversized_frame_is_dropped_and_reading_goes_on() -> None:
 
 def test_oversized_frame_in_one_chunk_names_its_request() -> None:
     splitter = LineSplitter(max_bytes=100)
-    huge = json.dumps({"type": "delta", "request_id": "big", "text": "x" * 500, "tokens": 1}).encode()
+    huge = json.dumps(
+        {"type": "delta", "request_id": "big", "text": "x" * 500, "tokens": 1}
+    ).encode()
     (error,) = list(splitter.feed(huge + b"\n"))
     assert isinstance(error, ProtocolError)
     assert error.request_id == "big"

@@ -32,7 +32,9 @@ def test_multibyte_character_split_across_tokens() -> None:
     assert run([b"price ", euro[:1], euro[1:], b"5"], []) == ("price €5", False)
 
 
-@given(st.text(max_size=60), st.lists(st.text(min_size=1, max_size=4), max_size=3), st.integers(1, 5))
+@given(
+    st.text(max_size=60), st.lists(st.text(min_size=1, max_size=4), max_size=3), st.integers(1, 5)
+)
 def test_any_chunking_equals_cutting_the_whole_text(text: str, stops: list[str], size: int) -> None:
     data = text.encode()
     pieces = [data[i : i + size] for i in range(0, len(data), size)]

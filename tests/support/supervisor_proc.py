@@ -23,7 +23,9 @@ import httpx
 _LISTENING = re.compile(r"listening on http://([^:]+):(\d+)")
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -66,13 +68,17 @@ class Supervisor:
             *self.extra_args,
         ]  # fmt: skip
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        self.proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+        self.proc = subprocess.Popen(
+            argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         wait_until(lambda: bool(self.base_url) or self.proc is None or self.proc.poll() is not None,
                    timeout, "the supervisor to listen")  # fmt: skip
         if not self.base_url:
-            raise RuntimeError("supervisor exited before listening:\n" + "\n".join(self.lines[-30:]))
+            raise RuntimeError(
+                "supervisor exited before listening:\n" + "\n".join(self.lines[-30:])
+            )
         return self
 
     def _read(self) -> None:
