@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -37,6 +38,7 @@ from corral.supervisor.appkeys import (
 from corral.supervisor.catalog import Catalog
 from corral.supervisor.client_ip import ClientIPResolver
 from corral.supervisor.cors import cors_middleware
+from corral.supervisor.errors import CorralError
 from corral.supervisor.geoip import GeoIP
 from corral.supervisor.http_errors import errors_middleware
 from corral.supervisor.metrics import METRICS, Metrics, metrics_route
@@ -55,6 +57,7 @@ from corral.supervisor.store import Store
 from corral.supervisor.stream_sessions import SessionRegistry
 from corral.supervisor.user_agent import UserAgentParser
 
+log = logging.getLogger("corral.server")
 DAY = 86400.0
 
 
@@ -106,6 +109,11 @@ async def _models(app: web.Application) -> AsyncIterator[None]:
     app[CATALOG] = catalog
     app[MANAGER] = manager
     actor = asyncio.create_task(manager.run(), name="model-manager")
+    for name in settings.preload:
+        try:
+            await manager.load(catalog.resolve(name))
+        except CorralError as exc:  # a bad preload must not keep the server from starting
+            log.error("preload of %s failed: %s", name, exc.message)
     yield
     await manager.close()
     actor.cancel()

@@ -16,6 +16,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import psutil
+
 from corral.supervisor.broadcast import Broadcast
 from corral.supervisor.catalog import Catalog, ModelEntry
 from corral.supervisor.child_process import ChildExit, ChildFailed, ChildProcess
@@ -81,9 +83,17 @@ class _ModelRuntime:
     restarts: int = 0
 
 
-def _limits(settings: Settings) -> Limits:
+def default_memory_budget(settings: Settings) -> int:
+    """A share of the RAM available now. Measured once, at start: measured again later, the
+    models already loaded would shrink it."""
+    return int(psutil.virtual_memory().available * settings.memory_budget_share)
+
+
+def _limits(settings: Settings, default_budget: int) -> Limits:
+    budget = settings.memory_budget if settings.memory_budget is not None else default_budget
     return Limits(
         max_loaded=settings.max_loaded_models,
+        memory_budget=budget,
         max_queue=settings.max_queue,
         default_keep_alive=settings.keep_alive,
     )
@@ -113,6 +123,7 @@ class ModelManager:
     clock: Callable[[], float] = time.monotonic
     views: dict[str, ModelView] = field(default_factory=dict)
     _scheduler: Scheduler = field(init=False)
+    _default_budget: int = field(default=0, init=False)
     _inbox: asyncio.Queue[Command] = field(default_factory=asyncio.Queue, init=False)
     _waiters: dict[str, asyncio.Future[Lease]] = field(default_factory=dict, init=False)
     _entries: dict[str, ModelEntry] = field(default_factory=dict, init=False)
@@ -125,7 +136,8 @@ class ModelManager:
     """Ids of models whose view or load progress changed (or that were forgotten)."""
 
     def __post_init__(self) -> None:
-        self._scheduler = Scheduler(_limits(self.settings))
+        self._default_budget = default_memory_budget(self.settings)
+        self._scheduler = Scheduler(_limits(self.settings, self._default_budget))
 
     def reconfigure(self, settings: Settings) -> None:
         """Apply reloaded settings: new limits, and unload models whose settings changed.
@@ -136,7 +148,7 @@ class ModelManager:
         entries = self.catalog.entries()
 
         def command(now: float) -> list[Effect]:
-            self._scheduler.limits = _limits(settings)
+            self._scheduler.limits = _limits(settings, self._default_budget)
             effects: list[Effect] = []
             for model_id, old in list(self._entries.items()):
                 new = entries.get(model_id)

@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     max_loaded_models: int = Field(default=2, ge=1)
     max_queue: int = Field(default=64, ge=0)
     keep_alive: float = Field(default=300.0, description="seconds idle before unload; <0 never")
+    memory_budget: int | None = Field(
+        default=None,
+        ge=0,
+        description="bytes for all loaded models (estimated); default: a share of available RAM",
+    )
+    memory_budget_share: float = Field(default=0.8, gt=0, le=1)
+    preload: list[str] = Field(default=[], description="models loaded at start")
 
     # limits and timeouts
     max_body_bytes: int = Field(default=8 << 20, ge=1024)

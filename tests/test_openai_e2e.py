@@ -187,3 +187,13 @@ def test_openai_client_raises_typed_errors(supervisor: SupervisorFactory) -> Non
         client.chat.completions.create(
             model="tiny", messages=[{"role": "user", "content": "x"}], n=3
         )
+
+
+def test_logit_bias_steers_the_llama_child(supervisor: SupervisorFactory) -> None:
+    # The tiny model's byte-level vocabulary maps token id to byte value: 120 is "x".
+    client = client_for(supervisor())
+    biased = client.completions.create(
+        model="tiny", prompt="abc", max_tokens=6, temperature=0, logit_bias={"120": 100}
+    )
+    assert biased.choices[0].text == "xxxxxx"
+    assert biased.choices[0].finish_reason == "length"
