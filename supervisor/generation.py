@@ -66,7 +66,9 @@ class Generation:
         assert handle is not None, "start() first"
         while True:
             try:
-                event = await asyncio.wait_for(handle.next_event(), ping_interval)
+                # asyncio.timeout, not wait_for: wait_for wraps every token in a new task.
+                async with asyncio.timeout(ping_interval):
+                    event = await handle.next_event()
             except TimeoutError:
                 yield None
                 continue
