@@ -15,6 +15,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from corral.protocol import (
     FROM_CHILD,
@@ -42,6 +43,7 @@ from corral.supervisor.errors import BadGateway
 from corral.supervisor.sdnotify import CHILD_ENV_DROP
 
 log = logging.getLogger("corral.child")
+T = TypeVar("T")
 
 STDERR_TAIL_LINES = 20
 
@@ -141,16 +143,7 @@ class ChildProcess:
         """Spawn and wait for ``ready``; raises ChildFailed on any failure (the child is gone)."""
         ready = await self._launch(hello_timeout, wait_ready=True)
         assert ready is not None
-        try:
-            return await asyncio.wait_for(asyncio.shield(ready), load_timeout)
-        except TimeoutError:
-            await self.kill()
-            raise ChildFailed(
-                f"{self.command.label}: the model process did not start in time"
-            ) from None
-        except ChildFailed:
-            await self.kill()
-            raise
+        return await self._within(ready, load_timeout)
 
     async def spawn(self, hello_timeout: float) -> None:
         """Spawn and wait for ``hello`` only, for children that send no ``ready`` (downloads)."""
@@ -177,14 +170,19 @@ class ChildProcess:
             asyncio.create_task(self._read_frames(), name=f"child-out:{self.command.label}"),
             asyncio.create_task(self._read_logs(), name=f"child-err:{self.command.label}"),
         ]
+        hello = await self._within(self._hello, hello_timeout)
+        if hello.protocol_version != PROTOCOL_VERSION:
+            await self.kill()
+            raise ChildFailed(
+                f"model process speaks protocol {hello.protocol_version}, "
+                f"the supervisor speaks {PROTOCOL_VERSION}"
+            )
+        return self._ready
+
+    async def _within(self, future: asyncio.Future[T], seconds: float) -> T:
+        """``future``'s result within ``seconds``; on any failure the child is killed first."""
         try:
-            hello = await asyncio.wait_for(asyncio.shield(self._hello), hello_timeout)
-            if hello.protocol_version != PROTOCOL_VERSION:
-                raise ChildFailed(
-                    f"model process speaks protocol {hello.protocol_version}, "
-                    f"the supervisor speaks {PROTOCOL_VERSION}"
-                )
-            return self._ready
+            return await asyncio.wait_for(asyncio.shield(future), seconds)
         except TimeoutError:
             await self.kill()
             raise ChildFailed(
