@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from corral.supervisor.analytics import AnalyticsFilters, page_from_params
+from corral.supervisor.analytics_queries import AnalyticsFilters, page_from_params
 from corral.supervisor.appkeys import QUERIES
 from corral.supervisor.errors import BadRequest
 

@@ -20,7 +20,8 @@ from corral.supervisor import (
     stream_routes,
     webui,
 )
-from corral.supervisor.analytics import AnalyticsQueries, AnalyticsWriter, make_enricher
+from corral.supervisor.analytics import AnalyticsWriter, make_enricher
+from corral.supervisor.analytics_queries import AnalyticsQueries
 from corral.supervisor.app_info import corral_version
 from corral.supervisor.appkeys import (
     ANALYTICS,
@@ -85,8 +86,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
     async def daily() -> None:
         while True:
-            if writer is not None:
-                await writer.sweep(app[SETTINGS].current.analytics_retention_days)
+            days = app[SETTINGS].current.analytics_retention_days
+            await asyncio.to_thread(app[QUERIES].delete_older_than, days)
             await asyncio.to_thread(credentials.delete_expired_sessions)
             geoip.reload_if_changed()
             await asyncio.sleep(DAY)

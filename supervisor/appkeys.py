@@ -6,7 +6,8 @@ import asyncio
 
 from aiohttp import web
 
-from corral.supervisor.analytics import AnalyticsQueries, AnalyticsWriter
+from corral.supervisor.analytics import AnalyticsWriter
+from corral.supervisor.analytics_queries import AnalyticsQueries
 from corral.supervisor.catalog import Catalog
 from corral.supervisor.client_ip import ClientIPResolver
 from corral.supervisor.credentials import Credentials, Principal

@@ -11,14 +11,12 @@ from typing import Any
 
 import pytest
 
-from corral.supervisor.analytics import (
+from corral.supervisor.analytics import AnalyticsRow, AnalyticsWriter, make_enricher
+from corral.supervisor.analytics_queries import (
     EXPORT_COLUMNS,
     AnalyticsFilters,
     AnalyticsQueries,
-    AnalyticsRow,
-    AnalyticsWriter,
     bucket_step,
-    make_enricher,
     page_from_params,
 )
 from corral.supervisor.geoip import GeoIP
@@ -385,14 +383,12 @@ def test_delete_older_than(store: Store, queries: AnalyticsQueries) -> None:
 
 async def test_sweep_runs_in_a_thread(store: Store) -> None:
     insert(store, [row(ts=1.0), row(ts=4_000_000_000.0)])
-    writer = AnalyticsWriter(store)
-    assert await writer.sweep(30) == 1
-    await writer.close()
+    assert await asyncio.to_thread(AnalyticsQueries(store).delete_older_than, 30) == 1
     assert [r["ts"] for r in stored(store)] == [4_000_000_000.0]
 
 
 def test_timeline_fills_empty_buckets_with_zeros() -> None:
-    from corral.supervisor.analytics import fill_timeline
+    from corral.supervisor.analytics_queries import fill_timeline
 
     rows = [{"ts": 120, "requests": 3, "errors": 0, "completion_tokens": 5}]
     filled = fill_timeline(rows, since=0, until=250, step=60)
