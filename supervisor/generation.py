@@ -95,15 +95,19 @@ class Generation:
         return BadGateway(f"unexpected {event.type} frame before the request started")
 
     async def close(self) -> None:
-        """Cancel in the child if still running, and give the model back. Idempotent."""
+        """Cancel in the child if still running, and give the model back. Idempotent.
+
+        The bookkeeping comes first, before any await: a close that is itself cancelled must
+        still leave the model released and the generation off the shutdown drain's list.
+        """
         handle, self._handle = self._handle, None
-        if handle is not None and not handle.finished:
-            with contextlib.suppress(ChildFailed):
-                await handle.cancel()
         lease, self._lease = self._lease, None
         if lease is not None:
             self.manager.untrack(self)
             self.manager.release(lease)
+        if handle is not None and not handle.finished:
+            with contextlib.suppress(ChildFailed):
+                await handle.cancel()
 
     async def interrupt(self) -> None:
         """Ask the child to stop early; the stream still ends normally (shutdown drain)."""

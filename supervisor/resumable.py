@@ -104,12 +104,24 @@ class Streams:
     def start(
         self, session: StreamSession, generation: Generation, body: AsyncGenerator[bytes, None]
     ) -> None:
+        # A task cancelled before its first step never runs its body, so its ``finally`` would
+        # not close the generation: the done callback does it then.
         task = asyncio.create_task(
             self._produce(session, generation, body), name=f"stream:{session.conversation_id}"
         )
+        task.add_done_callback(lambda t: self._closed_unstarted(t, session, generation))
         self._producers.add(task)
         task.add_done_callback(self._producers.discard)
         session.set_canceller(lambda: _cancel(task))
+
+    def _closed_unstarted(
+        self, task: asyncio.Task[None], session: StreamSession, generation: Generation
+    ) -> None:
+        if task.cancelled() and generation.done is None:
+            session.finish("cancelled")
+            closing = asyncio.create_task(generation.close())  # idempotent if it ran
+            self._producers.add(closing)
+            closing.add_done_callback(self._producers.discard)
 
     async def _produce(
         self, session: StreamSession, generation: Generation, body: AsyncGenerator[bytes, None]

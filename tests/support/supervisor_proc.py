@@ -114,7 +114,14 @@ class Supervisor:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            tail = "\n".join(self.lines[-40:])
+            raise AssertionError(
+                f"supervisor did not stop in {timeout} s; its log:\n{tail}"
+            ) from None
         self._close_pipe()
         return code
 
