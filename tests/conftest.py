@@ -71,7 +71,11 @@ def supervisor(
         presets: bool = True,
     ) -> Supervisor:
         config_file = tmp_path / f"corral-{len(started)}.toml"
+        # A 10 s drain keeps the worst-case stop (drain + handlers + children) well inside
+        # the harness's 60 s; tests of the drain set their own grace.
         text = 'default_model = "tiny"\nn_ctx = 512\n'
+        if "shutdown_grace" not in config:
+            text += "shutdown_grace = 10\n"
         if data_dir is None:
             # The data dir is shared (the demo model is assembled once); the database is not.
             text += f'database_path = "{tmp_path / f"corral-{len(started)}.db"}"\n'
