@@ -16,6 +16,13 @@ PROTOCOL_VERSION = 1
 
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
+# Sampling bounds, shared with the API's request models so the two can never disagree.
+MaxTokens = Annotated[int, Field(ge=1)]
+Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+TopK = Annotated[int, Field(ge=0)]
+RepeatPenalty = Annotated[float, Field(ge=0.0)]
+Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
 ChildKind = Literal["llama", "fake", "hf", "whisper", "tts", "download"]
 
 
@@ -35,14 +42,14 @@ class ChatMessage(_Message):
 class SamplingParams(_Message):
     """Sampling settings; ``None`` means "the backend's default"."""
 
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=0)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    repeat_penalty: float | None = Field(default=None, ge=0.0)
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    max_tokens: MaxTokens | None = None
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
+    top_k: TopK | None = None
+    min_p: Probability | None = None
+    repeat_penalty: RepeatPenalty | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
     logit_bias: dict[int, float] = Field(default_factory=dict)

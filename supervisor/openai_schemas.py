@@ -13,7 +13,17 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from corral.protocol.messages import ChatMessage, Generate, SamplingParams
+from corral.protocol.messages import (
+    ChatMessage,
+    Generate,
+    MaxTokens,
+    Penalty,
+    Probability,
+    RepeatPenalty,
+    SamplingParams,
+    Temperature,
+    TopK,
+)
 from corral.supervisor.errors import BadRequest
 from corral.supervisor.settings import ModelPreset
 
@@ -69,14 +79,14 @@ class _SamplingFields(_Lenient):
     model: str | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=0)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    repeat_penalty: float | None = Field(default=None, ge=0.0)
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    max_tokens: MaxTokens | None = None
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
+    top_k: TopK | None = None
+    min_p: Probability | None = None
+    repeat_penalty: RepeatPenalty | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
     n: int = 1
