@@ -111,9 +111,11 @@ def _child_pids(sup: Supervisor) -> list[str]:
 
 
 def client_for(sup: Supervisor, timeout: float = 120.0) -> openai.OpenAI:
-    return openai.OpenAI(
+    client = openai.OpenAI(
         base_url=sup.base_url + "/v1", api_key="unused", max_retries=0, timeout=timeout
     )
+    sup.on_stop.append(client.close)  # closed with its supervisor: no socket left to the GC
+    return client
 
 
 def have_llama() -> bool:

@@ -56,6 +56,7 @@ class Supervisor:
     proc: subprocess.Popen[bytes] | None = None
     lines: list[str] = field(default_factory=list)
     base_url: str = ""
+    on_stop: list[Callable[[], object]] = field(default_factory=list)  # e.g. clients to close
     _reader: threading.Thread | None = None
 
     def start(self, timeout: float = 60.0) -> Supervisor:
@@ -132,6 +133,9 @@ class Supervisor:
         self._close_pipe()
 
     def _close_pipe(self) -> None:
+        for close in self.on_stop:
+            close()
+        self.on_stop.clear()
         if self._reader is not None:
             self._reader.join(5)
         if self.proc is not None and self.proc.stderr is not None:
