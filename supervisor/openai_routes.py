@@ -79,7 +79,15 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def get_model(request: web.Request) -> web.Response:
-    entry = resolve_for(request, request.match_info["model"])
+    name = request.match_info["model"]
+    try:
+        entry = resolve_for(request, name)
+    except ModelNotFound:
+        # Not on disk yet, but being pulled: the same object the list shows for it.
+        item = request.app[DOWNLOADS].downloading().get(name)
+        if item is None or not _allowed(request, name):
+            raise
+        return web.json_response(downloading_object(item))
     return web.json_response(model_object(request, entry))
 
 

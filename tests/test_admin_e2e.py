@@ -177,12 +177,14 @@ def test_downloading_shows_in_v1_models_and_cancel_resumes(
         listed = _models(http)[model]
         assert listed["state"] == "downloading"
         assert listed["progress"] == pytest.approx(1 / 3)
+        assert http.get(f"/v1/models/{model}").json() == listed
         assert _admin_models(http)[model]["job"] == job["job"]
 
         cancelled = http.post("/admin/models/cancel", json={"job": job["job"]})
         assert cancelled.status_code == 200
         assert cancelled.json()["state"] == "cancelled"
         assert model not in _models(http)
+        assert http.get(f"/v1/models/{model}").status_code == 404
         partial = data / "hub" / "models--org--big-GGUF" / "blobs"
         assert [p.stat().st_size for p in partial.glob("*.incomplete")] == [MiB]
 
