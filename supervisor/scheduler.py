@@ -27,6 +27,9 @@ The rules (issue 4):
   within `crash_window` of their load are consecutive; from the second one on, the model backs
   off exponentially and requests are refused with `crash_backoff` and a `retry_after`.
 
+The counting behind these rules (what fits, whom to evict, what never fits) lives in
+`scheduler_room.py`; this module decides when to ask and keeps the queue and the timers.
+
 The actor's side of the contract:
 
 - After `StartLoad(m)`: report exactly one of `loaded`, `load_failed` or `exited` for it, unless
@@ -40,8 +43,16 @@ The actor's side of the contract:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from corral.supervisor.scheduler_room import (
+    HOLDS_MEMORY,
+    STAYS,
+    ModelRecord,
+    fits,
+    load_refusal,
+    room_for,
+)
 from corral.supervisor.scheduler_types import (
     Admit,
     Effect,
@@ -73,35 +84,6 @@ __all__ = [
     "StopReason",
 ]
 
-_HOLDS_MEMORY: frozenset[State] = frozenset({"loading", "loaded", "stopping"})
-_STAYS: frozenset[State] = frozenset({"loading", "loaded"})
-
-
-@dataclass(eq=False, slots=True)
-class _Model:
-    spec: ModelSpec
-    state: State = "unloaded"
-    in_flight: set[str] = field(default_factory=set)
-    last_used: float | None = None
-    load_started: float | None = None
-    loaded_since: float | None = None
-    idle_since: float | None = None
-    idle_keep_alive: float | None = None  # the per-request override for this idle period
-    stop_when_idle: StopReason | None = None  # no new admits; stop when in-flight requests end
-    failure: str | None = None
-    crash_count: int = 0
-    backoff_until: float | None = None
-    removed: bool = False  # unregistered, but its child still holds memory until stopped()
-
-    @property
-    def model_id(self) -> str:
-        return self.spec.model_id
-
-    @property
-    def lru_key(self) -> tuple[float, str]:
-        used = self.last_used if self.last_used is not None else self.loaded_since
-        return (used if used is not None else 0.0, self.model_id)
-
 
 @dataclass(slots=True)
 class _Ticket:
@@ -121,7 +103,7 @@ class Scheduler:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self._models: dict[str, _Model] = {}
+        self._models: dict[str, ModelRecord] = {}
         self._tickets: dict[str, _Ticket] = {}
         self._queue: list[_Waiter] = []
 
@@ -134,7 +116,7 @@ class Scheduler:
         """
         model = self._models.get(spec.model_id)
         if model is None:
-            self._models[spec.model_id] = _Model(spec)
+            self._models[spec.model_id] = ModelRecord(spec)
         else:
             model.spec = spec
             model.removed = False
@@ -156,7 +138,7 @@ class Scheduler:
                 message = f"model {model_id!r} was deleted"
                 effects.append(self._reject(waiter.ticket, model_id, "unknown_model", message))
         self._drop_in_flight(model)
-        if model.state in _STAYS:
+        if model.state in STAYS:
             effects.append(self._stop(model, "deleted"))
         if model.state == "stopping":
             model.removed = True
@@ -178,7 +160,9 @@ class Scheduler:
         if model.state == "loaded" and model.stop_when_idle is None:
             self._tickets[ticket] = _Ticket(model_id, keep_alive)
             return [self._admit(model, ticket, now)]
-        if model.state not in _STAYS and (refusal := self._refusal(model, now, admin=False)):
+        if model.state not in STAYS and (
+            refusal := load_refusal(self.limits, self._models.values(), model, now, admin=False)
+        ):
             return [Reject(ticket, model_id, *refusal)]
         if sum(w.ticket is not None for w in self._queue) >= self.limits.max_queue:
             message = f"{self.limits.max_queue} requests are already waiting for a model"
@@ -243,7 +227,7 @@ class Scheduler:
             return []
         if model.state == "stopping":
             return self.stopped(model_id, now)
-        if model.state not in _STAYS:
+        if model.state not in STAYS:
             return []
         up_since = model.loaded_since if model.loaded_since is not None else model.load_started
         soon = up_since is not None and now - up_since <= self.limits.crash_window
@@ -258,7 +242,7 @@ class Scheduler:
     def stopped(self, model_id: str, now: float) -> list[Effect]:
         """A child is gone after `StopModel`; its memory is free, and waiters may reload it."""
         model = self._models.get(model_id)
-        if model is None or model.state not in _HOLDS_MEMORY:
+        if model is None or model.state not in HOLDS_MEMORY:
             return []
         self._gone(model, "unloaded", None)
         if model.removed:
@@ -282,7 +266,7 @@ class Scheduler:
             if model.stop_when_idle == "unload":
                 model.stop_when_idle = None
             return self._pump(now)
-        refusal = self._refusal(model, now, admin=True)
+        refusal = load_refusal(self.limits, self._models.values(), model, now, admin=True)
         if refusal is not None:
             raise Refused(refusal[0], refusal[1])
         if _Waiter(model_id, None) not in self._queue:
@@ -343,7 +327,7 @@ class Scheduler:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _live(self, model_id: str) -> _Model | None:
+    def _live(self, model_id: str) -> ModelRecord | None:
         model = self._models.get(model_id)
         return None if model is None or model.removed else model
 
@@ -379,7 +363,7 @@ class Scheduler:
         they can still be refused.
         """
         effects: list[Effect] = []
-        planned: list[_Model] = []  # will load once stopping or draining models are gone
+        planned: list[ModelRecord] = []  # will load once stopping or draining models are gone
         blocked = False
         draining = [m for m in self._models.values() if m.stop_when_idle == "evicted"]
         for m in draining:
@@ -388,7 +372,9 @@ class Scheduler:
             model = self._models[waiter.model_id]
             if model.state not in ("unloaded", "failed") or model in planned:
                 continue  # waiting on its own load or stop, or on the same load as an earlier one
-            refusal = self._refusal(model, now, admin=waiter.ticket is None)
+            refusal = load_refusal(
+                self.limits, self._models.values(), model, now, admin=waiter.ticket is None
+            )
             if refusal is not None:
                 self._queue.remove(waiter)
                 if waiter.ticket is not None:
@@ -396,7 +382,7 @@ class Scheduler:
                 continue
             if blocked:
                 continue
-            victims = self._room_for(model, planned, draining)
+            victims = room_for(self.limits, self._models.values(), model, planned, draining)
             if victims is None:
                 blocked = True
                 continue
@@ -405,74 +391,12 @@ class Scheduler:
                     victim.stop_when_idle = "evicted"
                 else:
                     effects.append(self._stop(victim, "evicted"))
-            holding = [m for m in self._models.values() if m.state in _HOLDS_MEMORY]
-            if self._fits(model, len(holding), sum(m.spec.footprint for m in holding)):
+            holding = [m for m in self._models.values() if m.state in HOLDS_MEMORY]
+            if fits(self.limits, model, len(holding), sum(m.spec.footprint for m in holding)):
                 effects.append(self._start(model, now))
             else:
                 planned.append(model)
         return effects
-
-    def _room_for(
-        self, model: _Model, planned: list[_Model], draining: list[_Model]
-    ) -> list[_Model] | None:
-        """The models to evict so that `model` fits once stopping and draining ones are gone, or
-        None when loads in progress leave no room yet. Idle models go first, then busy ones
-        (those already draining first, so a drain is not switched to another model), least
-        recently used first; victims that prove needless are spared."""
-        staying = [
-            m for m in self._models.values() if m.state in _STAYS and m.stop_when_idle is None
-        ]
-        staying += planned
-        count, memory = len(staying), sum(m.spec.footprint for m in staying)
-        candidates = sorted(
-            (m for m in staying if m.state == "loaded" and not m.spec.pinned),
-            key=lambda m: (bool(m.in_flight), m not in draining, m.lru_key),
-        )
-        victims: list[_Model] = []
-        for candidate in candidates:
-            if self._fits(model, count, memory):
-                break
-            victims.append(candidate)
-            count, memory = count - 1, memory - candidate.spec.footprint
-        if not self._fits(model, count, memory):
-            return None
-        for victim in reversed(victims[:-1]):
-            if self._fits(model, count + 1, memory + victim.spec.footprint):
-                victims.remove(victim)
-                count, memory = count + 1, memory + victim.spec.footprint
-        return victims
-
-    def _fits(self, model: _Model, count: int, memory: int) -> bool:
-        budget = self.limits.memory_budget
-        within_budget = budget == 0 or memory + model.spec.footprint <= budget
-        return count + 1 <= self.limits.max_loaded and within_budget
-
-    def _refusal(
-        self, model: _Model, now: float, *, admin: bool
-    ) -> tuple[RejectCode, str, float | None] | None:
-        """Why a model that is not loaded cannot load now: it never fits, or it is backing off."""
-        budget, footprint, name = self.limits.memory_budget, model.spec.footprint, model.model_id
-        if budget and footprint > budget:
-            return "never_fits", f"{name!r} needs {footprint} bytes; the budget is {budget}", None
-        pinned = [
-            m
-            for m in self._models.values()
-            if m is not model and m.spec.pinned and m.state in _STAYS and m.stop_when_idle is None
-        ]
-        if len(pinned) >= self.limits.max_loaded:
-            return "never_fits", f"pinned models take all {len(pinned)} model slots", None
-        pinned_memory = sum(m.spec.footprint for m in pinned)
-        if budget and footprint + pinned_memory > budget:
-            message = (
-                f"{name!r} needs {footprint} bytes; pinned models hold {pinned_memory} "
-                f"of the {budget} byte budget"
-            )
-            return "never_fits", message, None
-        until = model.backoff_until
-        if not admin and model.state == "failed" and until is not None and now < until:
-            message = f"{name!r} crashed {model.crash_count} times in a row: {model.failure}"
-            return "crash_backoff", message, until - now
-        return None
 
     def _settle(self, now: float) -> list[Effect]:
         """Start idle timers, stop expired or admin-unloaded models, reset crash streaks."""
@@ -495,7 +419,7 @@ class Scheduler:
                     effects.append(self._stop(model, "keep_alive"))
         return effects
 
-    def _deadline(self, model: _Model) -> float | None:
+    def _deadline(self, model: ModelRecord) -> float | None:
         if model.state != "loaded" or model.in_flight or model.idle_since is None:
             return None
         if model.spec.pinned or model.stop_when_idle is not None:
@@ -507,7 +431,7 @@ class Scheduler:
             keep_alive = self.limits.default_keep_alive
         return None if keep_alive < 0 else model.idle_since + keep_alive
 
-    def _admit(self, model: _Model, ticket: str, now: float) -> Admit:
+    def _admit(self, model: ModelRecord, ticket: str, now: float) -> Admit:
         self._tickets[ticket].admitted = True
         model.in_flight.add(ticket)
         model.last_used = now
@@ -525,19 +449,19 @@ class Scheduler:
         self._tickets.pop(ticket, None)
         return Reject(ticket, model_id, code, message, retry_after)
 
-    def _start(self, model: _Model, now: float) -> StartLoad:
+    def _start(self, model: ModelRecord, now: float) -> StartLoad:
         model.state = "loading"
         model.load_started = now
         model.loaded_since = model.backoff_until = None
         return StartLoad(model.model_id)
 
-    def _stop(self, model: _Model, reason: StopReason) -> StopModel:
+    def _stop(self, model: ModelRecord, reason: StopReason) -> StopModel:
         model.state = "stopping"
         model.idle_since = model.idle_keep_alive = None
         model.stop_when_idle = None
         return StopModel(model.model_id, reason)
 
-    def _gone(self, model: _Model, state: State, failure: str | None) -> None:
+    def _gone(self, model: ModelRecord, state: State, failure: str | None) -> None:
         """The child no longer exists (stopped, crashed or failed to load)."""
         self._drop_in_flight(model)
         model.state = state
@@ -546,7 +470,7 @@ class Scheduler:
         model.idle_since = model.idle_keep_alive = None
         model.stop_when_idle = None
 
-    def _drop_in_flight(self, model: _Model) -> None:
+    def _drop_in_flight(self, model: ModelRecord) -> None:
         for ticket in model.in_flight:
             del self._tickets[ticket]
         model.in_flight.clear()
