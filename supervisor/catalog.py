@@ -10,6 +10,7 @@ them are refused.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sys
 from dataclasses import dataclass
@@ -20,14 +21,18 @@ from typing import Literal
 from corral.supervisor.child_process import ChildCommand
 from corral.supervisor.demo_model import DEMO_FILE_NAME, DEMO_SIZE, ensure_demo_model
 from corral.supervisor.errors import BadRequest, ModelNotFound
+from corral.supervisor.gguf_header import GGUFError, MemoryShape, memory_shape, read_metadata
 from corral.supervisor.hub_cache import HubCache, hub_cache_dir
 from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, Settings
 
+log = logging.getLogger("corral.catalog")
+
 MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 DEFAULT_ALIASES = frozenset({"", "default"})
-# A rough KV-cache cost per context token for small models; the scheduler's budget only
-# needs an upper-ish estimate, and the real figure comes from psutil once loaded.
-KV_BYTES_PER_TOKEN = 32 << 10
+# The KV-cache cost per context token when a model's header does not say (no file yet, a
+# fake model, an architecture without attention numbers): an upper-ish figure for small models.
+FALLBACK_KV_BYTES_PER_TOKEN = 32 << 10
+UNKNOWN_SHAPE = MemoryShape(kv_bytes_per_token=None, vocab_size=None)
 
 Source = Literal["file", "hub", "preset", "demo"]
 
@@ -82,6 +87,7 @@ class Catalog:
         self.models_dir = settings.resolved_models_dir
         self.hub = HubCache(hub_cache_dir(settings.data_dir))
         self._demo_dir = settings.data_dir / "demo"
+        self._shapes: dict[Path, tuple[tuple[int, int], MemoryShape]] = {}
 
     def reconfigure(self, settings: Settings) -> None:
         """New presets and defaults (SIGHUP); the directories stay as they were at start."""
@@ -145,8 +151,29 @@ class Catalog:
         raise ModelNotFound(f"the model '{wanted}' does not exist", param="model")
 
     def footprint(self, entry: ModelEntry) -> int:
+        """Bytes the model's child is expected to hold: the weights (mapped in whole), the KV
+        cache for its context and the compute buffer, sized from the GGUF header."""
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
-        return entry.size_bytes + n_ctx * KV_BYTES_PER_TOKEN
+        shape = UNKNOWN_SHAPE if entry.path is None else self._memory_shape(entry.path)
+        return entry.size_bytes + shape.runtime_bytes(n_ctx, FALLBACK_KV_BYTES_PER_TOKEN)
+
+    def _memory_shape(self, path: Path) -> MemoryShape:
+        # Asked on every request, so remembered per file; a replaced file has a new stamp.
+        try:
+            stat = path.stat()
+        except OSError:
+            return UNKNOWN_SHAPE
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        known = self._shapes.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        try:
+            shape = memory_shape(read_metadata(path))
+        except (OSError, GGUFError) as e:
+            log.warning("cannot read the GGUF header of %s: %s", path, e)
+            shape = UNKNOWN_SHAPE
+        self._shapes[path] = (stamp, shape)
+        return shape
 
     async def command(self, entry: ModelEntry) -> ChildCommand:
         """The child process that serves ``entry`` (assembling the demo model on first use)."""

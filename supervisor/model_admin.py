@@ -169,6 +169,7 @@ class ModelAdmin:
             "last_used": status.wall_last_used if status is not None else None,
             "pid": pid,
             "memory_bytes": _rss(pid),
+            "estimated_bytes": self.catalog.footprint(entry),  # what the memory budget counts
             "in_flight": view.in_flight if view is not None else 0,
             "queued": view.queued if view is not None else 0,
             "keep_alive_deadline": deadline,
@@ -192,6 +193,7 @@ class ModelAdmin:
             "last_used": None,
             "pid": None,
             "memory_bytes": None,
+            "estimated_bytes": None,
             "in_flight": 0,
             "queued": 0,
             "keep_alive_deadline": None,

@@ -139,6 +139,7 @@ def test_pull_load_chat_unload_delete(
         assert item["pid"] > 0
         assert item["source"] == "hf:corral-test/tiny-GGUF/tiny.gguf"
         assert item["size_bytes"] == gguf.stat().st_size
+        assert item["estimated_bytes"] > item["size_bytes"]  # plus the KV cache and logits
         assert item["keep_alive_deadline"] > time.time()
 
         refused = http.post("/admin/models/delete", json={"model": model})

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from corral.supervisor.catalog import Catalog, validate_model_id
+from corral.supervisor.catalog import FALLBACK_KV_BYTES_PER_TOKEN, Catalog, validate_model_id
 from corral.supervisor.errors import BadRequest, ModelNotFound
+from corral.supervisor.gguf_header import BATCH_TOKENS
 from corral.supervisor.settings import load_settings
+from tests.support.tiny_gguf import build_vocab, write_tiny_gguf
 
 
 def test_flags_beat_env_beat_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,3 +76,23 @@ def test_preset_relative_path_may_not_leave_models_dir(tmp_path: Path) -> None:
     catalog = Catalog(load_settings(config, data_dir=tmp_path, demo_model=False))
     with pytest.raises(ValueError, match="leaves the models directory"):
         catalog.entries()
+
+
+def test_footprint_is_sized_from_the_gguf_header(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    tiny = write_tiny_gguf(models / "tiny.gguf")
+    (models / "junk.gguf").write_bytes(b"GGUF")
+    settings = load_settings(
+        None, data_dir=tmp_path / "data", models_dir=models, demo_model=False, n_ctx=1024
+    )
+    catalog = Catalog(settings)
+    n_vocab = len(build_vocab()[0])
+    # 2 layers x 4 KV heads x (16 + 16) f16 widths = 512 bytes of KV cache per token
+    expected = tiny.stat().st_size + 1024 * 512 + n_vocab * BATCH_TOKENS * 4
+    assert catalog.footprint(catalog.resolve("tiny")) == expected
+    # an unreadable header costs the fallback figure, and no error
+    assert catalog.footprint(catalog.resolve("junk")) == 4 + 1024 * FALLBACK_KV_BYTES_PER_TOKEN
+    # a replaced file is read again
+    tiny.write_bytes(b"GGUF nope")
+    assert catalog.footprint(catalog.resolve("tiny")) == 9 + 1024 * FALLBACK_KV_BYTES_PER_TOKEN
