@@ -19,7 +19,12 @@ from stat import S_ISREG
 from typing import Literal
 
 from corral.supervisor.child_process import ChildCommand
-from corral.supervisor.demo_model import DEMO_FILE_NAME, DEMO_SIZE, ensure_demo_model
+from corral.supervisor.demo_model import (
+    DEMO_FILE_NAME,
+    DEMO_SIZE,
+    ensure_demo_model,
+    header_part,
+)
 from corral.supervisor.errors import BadRequest, ModelNotFound
 from corral.supervisor.gguf_header import GGUFError, MemoryShape, memory_shape, read_metadata
 from corral.supervisor.hub_cache import HubCache, hub_cache_dir
@@ -154,7 +159,10 @@ class Catalog:
         """Bytes the model's child is expected to hold: the weights (mapped in whole), the KV
         cache for its context and the compute buffer, sized from the GGUF header."""
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
-        shape = UNKNOWN_SHAPE if entry.path is None else self._memory_shape(entry.path)
+        path = entry.path
+        if path is None and entry.source == "demo":
+            path = header_part()  # not assembled yet; its header is in the first part
+        shape = UNKNOWN_SHAPE if path is None else self._memory_shape(path)
         return entry.size_bytes + shape.runtime_bytes(n_ctx, FALLBACK_KV_BYTES_PER_TOKEN)
 
     def _memory_shape(self, path: Path) -> MemoryShape:

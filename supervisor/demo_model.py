@@ -39,6 +39,15 @@ def part_paths() -> list[Path]:
     return paths
 
 
+def header_part() -> Path | None:
+    """The first part, which holds the GGUF's whole header: enough to size the model's
+    footprint before it is assembled. None when the extra is not installed."""
+    try:
+        return part_paths()[0]
+    except DemoModelError:
+        return None
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from corral.supervisor.catalog import FALLBACK_KV_BYTES_PER_TOKEN, Catalog, validate_model_id
+from corral.supervisor.demo_model import DEMO_SIZE
 from corral.supervisor.errors import BadRequest, ModelNotFound
 from corral.supervisor.gguf_header import BATCH_TOKENS
 from corral.supervisor.settings import load_settings
+from tests.conftest import have_demo
 from tests.support.tiny_gguf import build_vocab, write_tiny_gguf
 
 
@@ -96,3 +98,14 @@ def test_footprint_is_sized_from_the_gguf_header(tmp_path: Path) -> None:
     # a replaced file is read again
     tiny.write_bytes(b"GGUF nope")
     assert catalog.footprint(catalog.resolve("tiny")) == 9 + 1024 * FALLBACK_KV_BYTES_PER_TOKEN
+
+
+@pytest.mark.skipif(not have_demo(), reason="the demo extra is not installed")
+def test_demo_footprint_is_known_before_it_is_assembled(tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=tmp_path, models_dir=tmp_path / "m", n_ctx=4096)
+    catalog = Catalog(settings)
+    demo = catalog.resolve("default")
+    assert demo.source == "demo"
+    assert demo.path is None
+    # Qwen2.5-0.5B: 24 layers x 2 KV heads x (64 + 64) f16 = 12 KiB a token; 151,936 tokens
+    assert catalog.footprint(demo) == DEMO_SIZE + 4096 * 12288 + 151936 * BATCH_TOKENS * 4
