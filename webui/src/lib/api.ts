@@ -129,6 +129,8 @@ export interface AdminModel {
   loaded_since: number | null;
   last_used: number | null;
   memory_bytes: number | null;
+  /** What the scheduler's memory budget counts for the model (weights, KV cache, logits). */
+  estimated_bytes: number | null;
   in_flight: number;
   queued: number;
   keep_alive_deadline: number | null;

@@ -2,7 +2,7 @@
 
 export function formatBytes(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '—';
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']; // powers of 1024, so say so
   let v = n;
   let i = 0;
   while (v >= 1024 && i < units.length - 1) {
