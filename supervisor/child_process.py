@@ -182,7 +182,8 @@ class ChildProcess:
     async def _within(self, future: asyncio.Future[T], seconds: float) -> T:
         """``future``'s result within ``seconds``; on any failure the child is killed first."""
         try:
-            return await asyncio.wait_for(asyncio.shield(future), seconds)
+            async with asyncio.timeout(seconds):
+                return await asyncio.shield(future)
         except TimeoutError:
             await self.kill()
             raise ChildFailed(
@@ -228,7 +229,8 @@ class ChildProcess:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(sig)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exited.wait(), grace / 2 if sig is None else grace)
+                async with asyncio.timeout(grace / 2 if sig is None else grace):
+                    await self._exited.wait()
                 break
         await self._finish_tasks()
 

@@ -144,7 +144,8 @@ class DownloadManager:
             with contextlib.suppress(ChildFailed):
                 await child.send(Cancel(request_id=job_id))
         try:
-            await asyncio.wait_for(asyncio.shield(task), self._settings.child_stop_timeout)
+            async with asyncio.timeout(self._settings.child_stop_timeout):
+                await asyncio.shield(task)
         except TimeoutError:
             if child is not None:
                 await child.kill()

@@ -252,7 +252,8 @@ class ModelManager:
         """
         if self._generations:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), grace)
+                async with asyncio.timeout(grace):
+                    await self._idle.wait()
         left = list(self._generations)
         await asyncio.gather(*(g.interrupt() for g in left), return_exceptions=True)
         return len(left)
@@ -292,7 +293,11 @@ class ModelManager:
             deadline = self._scheduler.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.clock())
             try:
-                command = await asyncio.wait_for(self._inbox.get(), timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                # lands as get() completes, and the cancelled actor then waited forever (a hang
+                # at shutdown, about one run in six of the SIGHUP test).
+                async with asyncio.timeout(timeout):
+                    command = await self._inbox.get()
             except TimeoutError:
                 effects = self._scheduler.tick(self.clock())
             else:

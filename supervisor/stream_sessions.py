@@ -256,7 +256,8 @@ class StreamSession:
                 continue
             try:
                 # Cancelling Event.wait on timeout is harmless; the iterator itself goes on.
-                await asyncio.wait_for(changed.wait(), heartbeat)
+                async with asyncio.timeout(heartbeat):
+                    await changed.wait()
             except TimeoutError:
                 yield b""
 
