@@ -2,28 +2,10 @@
 // The chat store against a fake server (a fetch stub): sending, saving, titles, and re-attaching
 // after a reload from the offset saved in localStorage.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-
-const enc = new TextEncoder();
+import { sseBody } from './support/sse-body';
 
 function chunk(delta: Record<string, unknown>): string {
   return JSON.stringify({ id: 'x', object: 'chat.completion.chunk', model: 'm1', choices: [{ index: 0, delta, finish_reason: null }] });
-}
-
-function sseBody(payloads: string[]): Uint8Array {
-  let out = '';
-  for (const p of payloads) {
-    let id = 0;
-    for (;;) {
-      const ev = `data: ${p}\nid: ${id}\n\n`;
-      const end = enc.encode(out + ev).length;
-      if (end === id) {
-        out += ev;
-        break;
-      }
-      id = end;
-    }
-  }
-  return enc.encode(out);
 }
 
 const PAYLOADS = [

@@ -3,33 +3,10 @@ import { applyEvent, emptyState, runGeneration, type Transport } from '../src/li
 import { parseAll } from '../src/lib/sse';
 import { splitThink } from '../src/lib/think';
 import type { ChatRequest } from '../src/lib/api';
-
-const enc = new TextEncoder();
+import { sseBody } from './support/sse-body';
 
 function chunk(delta: Record<string, unknown>, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta, finish_reason: null }], ...extra });
-}
-
-/** Build a server-style body where each event carries `id: <offset after the event>`. */
-function body(payloads: string[], withIds = true): Uint8Array {
-  let out = '';
-  for (const p of payloads) {
-    if (!withIds) {
-      out += `data: ${p}\n\n`;
-      continue;
-    }
-    let id = 0;
-    for (;;) {
-      const ev = `data: ${p}\nid: ${id}\n\n`;
-      const end = enc.encode(out + ev).length;
-      if (end === id) {
-        out += ev;
-        break;
-      }
-      id = end;
-    }
-  }
-  return enc.encode(out);
 }
 
 const PAYLOADS = [
@@ -80,13 +57,13 @@ const noWait = async () => {};
 describe('applyEvent', () => {
   it('folds content, reasoning, usage, finish reason and DONE', () => {
     const s = emptyState();
-    for (const ev of parseAll(body(PAYLOADS))) applyEvent(s, ev);
+    for (const ev of parseAll(sseBody(PAYLOADS))) applyEvent(s, ev);
     expect(s.raw).toBe(EXPECTED_RAW);
     expect(s.reasoning).toBe('Thinking hard…');
     expect(s.usage).toEqual({ prompt_tokens: 5, completion_tokens: 9, total_tokens: 14 });
     expect(s.finishReason).toBe('stop');
     expect(s.done).toBe(true);
-    expect(s.offset).toBe(body(PAYLOADS).length);
+    expect(s.offset).toBe(sseBody(PAYLOADS).length);
     const split = splitThink(s.raw, s.reasoning);
     expect(split.answer).toBe('Héllo, wörld 🌍! 日本語');
     expect(split.reasoning).toBe('Thinking hard…\n\ninline');
@@ -94,7 +71,7 @@ describe('applyEvent', () => {
 
   it('records an error chunk sent after the stream started', () => {
     const s = emptyState();
-    for (const ev of parseAll(body([chunk({ content: 'part' }), JSON.stringify({ error: { message: 'child crashed', type: 'server_error' } }), '[DONE]'])))
+    for (const ev of parseAll(sseBody([chunk({ content: 'part' }), JSON.stringify({ error: { message: 'child crashed', type: 'server_error' } }), '[DONE]'])))
       applyEvent(s, ev);
     expect(s.raw).toBe('part');
     expect(s.error?.message).toBe('child crashed');
@@ -102,7 +79,7 @@ describe('applyEvent', () => {
   });
 
   it('uses its own byte count when events carry no id', () => {
-    const b = body(PAYLOADS, false);
+    const b = sseBody(PAYLOADS, false);
     const s = emptyState();
     for (const ev of parseAll(b)) applyEvent(s, ev);
     expect(s.offset).toBe(b.length);
@@ -149,7 +126,7 @@ function fakeServer(full: Uint8Array, plan: { dropAt?: number[]; pieces?: number
 }
 
 describe('runGeneration', () => {
-  const full = body(PAYLOADS);
+  const full = sseBody(PAYLOADS);
 
   it('streams a whole answer and reports the first token once', async () => {
     const { transport, calls } = fakeServer(full, {});
@@ -188,7 +165,7 @@ describe('runGeneration', () => {
   });
 
   it('re-attaches when the body ends cleanly without [DONE]', async () => {
-    const partial = body(PAYLOADS.slice(0, 5));
+    const partial = sseBody(PAYLOADS.slice(0, 5));
     let resumed = -1;
     const transport: Transport = {
       start: async () => sse(stream(partial)),
@@ -294,7 +271,7 @@ describe('runGeneration when the server is down', () => {
   });
 
   it('retries a 5xx on re-attach, then succeeds', async () => {
-    const full = body(PAYLOADS);
+    const full = sseBody(PAYLOADS);
     let resumes = 0;
     const transport: Transport = {
       start: async () => sse(stream(full.subarray(0, 100), { failAfter: true })),
