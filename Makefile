@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(EXTRAS)) | sha25
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= .data
-WEBUI_BUILD := supervisor/webui_dist/index.html
+WEBUI_BUILD := src/corral/supervisor/webui_dist/index.html
 WEBUI_SOURCES := $(shell find webui/src webui/public -type f 2>/dev/null) webui/index.html \
 	webui/package.json webui/package-lock.json $(wildcard webui/vite.config.*) $(wildcard webui/tsconfig*.json)
 
@@ -47,16 +47,12 @@ serve: $(STAMP) $(WEBUI_BUILD)
 	$(PY) -m corral.supervisor serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 lint: $(STAMP)
-	$(PY) -m ruff check protocol supervisor child tests bench
-	$(PY) -m ruff format --check protocol supervisor child tests bench
+	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench
 
-# mypy cannot follow setuptools' editable finder, so it reads the sources through a link tree
-# that has the installed layout (corral/protocol -> protocol, ...).
+# mypy strict over src/corral: protocol, supervisor, child and deploy (pyproject's [tool.mypy]).
 typecheck: $(STAMP)
-	@mkdir -p .build/typecheck/corral
-	@for p in protocol supervisor child; do ln -sfn ../../../$$p .build/typecheck/corral/$$p; done
-	cd .build/typecheck && MYPYPATH=. ../../$(PY) -m mypy --config-file ../../pyproject.toml \
-		-p corral.protocol -p corral.supervisor
+	$(PY) -m mypy
 
 test: system-deps $(STAMP) $(WEBUI_BUILD)
 	$(MAKE) lint typecheck webui-test
@@ -66,4 +62,4 @@ bench: $(STAMP)
 	$(PY) bench/overhead.py
 
 clean:
-	rm -rf .build .pytest_cache .mypy_cache .ruff_cache supervisor/webui_dist
+	rm -rf .build .pytest_cache .mypy_cache .ruff_cache src/corral/supervisor/webui_dist

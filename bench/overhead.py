@@ -119,7 +119,7 @@ def main() -> int:
         work = Path(tmp)
         model = args.model
         if model is None:
-            from corral.supervisor.demo_model import ensure_demo_model
+            from corral.supervisor.models.demo_model import ensure_demo_model
 
             model = ensure_demo_model(work / "demo")
         models_dir = work / "models"

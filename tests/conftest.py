@@ -128,7 +128,7 @@ def have_llama() -> bool:
 
 def have_demo() -> bool:
     try:
-        from corral.supervisor.demo_model import part_paths
+        from corral.supervisor.models.demo_model import part_paths
 
         part_paths()
     except Exception:

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from corral.supervisor.analytics import AnalyticsRow, AnalyticsWriter, make_enricher
-from corral.supervisor.analytics_queries import (
+from corral.supervisor.analytics.geoip import GeoIP
+from corral.supervisor.analytics.queries import (
     EXPORT_COLUMNS,
     AnalyticsFilters,
     AnalyticsQueries,
     bucket_step,
     page_from_params,
 )
-from corral.supervisor.geoip import GeoIP
+from corral.supervisor.analytics.user_agents import UserAgentParser
+from corral.supervisor.analytics.writer import AnalyticsRow, AnalyticsWriter, make_enricher
 from corral.supervisor.store import Store
-from corral.supervisor.user_agent import UserAgentParser
 from tests.support_mmdb import build_country_mmdb
 
 NOW = 1_700_000_000.0
@@ -388,7 +388,7 @@ async def test_sweep_runs_in_a_thread(store: Store) -> None:
 
 
 def test_timeline_fills_empty_buckets_with_zeros() -> None:
-    from corral.supervisor.analytics_queries import fill_timeline
+    from corral.supervisor.analytics.queries import fill_timeline
 
     rows = [{"ts": 120, "requests": 3, "errors": 0, "completion_tokens": 5}]
     filled = fill_timeline(rows, since=0, until=250, step=60)

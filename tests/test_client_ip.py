@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corral.supervisor.client_ip import (
+from corral.supervisor.http.client_address import (
     ClientIPResolver,
     is_private_address,
     parse_address,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from corral.supervisor.conversations import MAX_MESSAGES, MAX_MESSAGES_BYTES
+from corral.supervisor.conversations.store import MAX_MESSAGES, MAX_MESSAGES_BYTES
 from tests.conftest import SupervisorFactory
 
 pytestmark = pytest.mark.e2e

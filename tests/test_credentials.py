@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from corral.supervisor.analytics import AnalyticsRow, AnalyticsWriter
-from corral.supervisor.credentials import (
+from corral.supervisor.analytics.writer import AnalyticsRow, AnalyticsWriter
+from corral.supervisor.auth.credentials import (
     ConfigKey,
     Credentials,
     LoginRateLimited,
     LoginRateLimiter,
     Principal,
 )
-from corral.supervisor.secrets_hashing import (
+from corral.supervisor.auth.hashing import (
     PasswordHashing,
     constant_time_equal,
     display_prefix,

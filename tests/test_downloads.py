@@ -31,13 +31,13 @@ from corral.protocol.messages import (
     DownloadStart,
     FromChild,
 )
-from corral.supervisor.catalog import Catalog
 from corral.supervisor.child_process import ChildCommand, ChildProcess
-from corral.supervisor.download_jobs import Job
-from corral.supervisor.downloads import DownloadManager
 from corral.supervisor.errors import BadRequest, InsufficientStorage, NotFound
-from corral.supervisor.hub_cache import HubCache, hub_model_id, is_model_file, shard_names
-from corral.supervisor.hub_plan import Plan, plan_pull
+from corral.supervisor.hub.cache import HubCache, hub_model_id, is_model_file, shard_names
+from corral.supervisor.hub.downloads import DownloadManager
+from corral.supervisor.hub.jobs import Job
+from corral.supervisor.hub.plan import Plan, plan_pull
+from corral.supervisor.models.catalog import Catalog
 from corral.supervisor.settings import load_settings
 from tests.support.fake_hub import FakeHub, sha256
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.supervisor.geoip import GeoIP
+from corral.supervisor.analytics.geoip import GeoIP
 from tests.support_mmdb import build_country_mmdb
 
 

@@ -11,7 +11,7 @@ from gguf import GGUFWriter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corral.supervisor.gguf_header import (
+from corral.supervisor.models.gguf_header import (
     BATCH_TOKENS,
     GGUFError,
     MemoryShape,

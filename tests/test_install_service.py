@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from corral.supervisor import install_service as installer
-from corral.supervisor.install_service import InstallError, install_service, render_unit
+from corral.deploy import install as installer
+from corral.deploy.install import InstallError, install_service, render_unit
 from tests.test_deploy_files import EXAMPLE_CONFIG, EXEC_START, GPU_DROPIN, UNIT, verify
 
 # A user that exists here (whoever runs the tests) and one that does not.

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.supervisor.catalog import Catalog
-from corral.supervisor.model_manager import ModelManager
+from corral.supervisor.models.catalog import Catalog
+from corral.supervisor.models.manager import ModelManager
 from corral.supervisor.settings import load_settings
 
 

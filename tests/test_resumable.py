@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
-from corral.supervisor.resumable import Streams, with_event_id
-from corral.supervisor.stream_sessions import SessionRegistry
+from corral.supervisor.streams.resumable import Streams, with_event_id
+from corral.supervisor.streams.sessions import SessionRegistry
 
 
 def test_event_id_is_the_offset_after_the_event_itself() -> None:

@@ -13,7 +13,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from corral.supervisor.scheduler import (
+from corral.supervisor.scheduling.scheduler import (
     Admit,
     Effect,
     Limits,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.supervisor.sdnotify import CHILD_ENV_DROP, Notifier, run_watchdog
+from corral.supervisor.daemon.sdnotify import CHILD_ENV_DROP, Notifier, run_watchdog
 
 RECV_TIMEOUT = 5.0
 
@@ -96,7 +96,7 @@ def test_noop_without_notify_socket(caplog: pytest.LogCaptureFixture) -> None:
     notifier = Notifier.from_env({"WATCHDOG_USEC": "30000000"})
     assert not notifier.enabled
     assert notifier.watchdog_interval() is None
-    with caplog.at_level(logging.DEBUG, logger="corral.supervisor.sdnotify"):
+    with caplog.at_level(logging.DEBUG, logger="corral.supervisor.daemon.sdnotify"):
         assert not notifier.ready("x")
         assert not notifier.status("x")
         assert not notifier.reloading()
@@ -115,7 +115,7 @@ def test_from_env_reads_os_environ_by_default(
 
 
 def test_unsupported_address_disables(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="corral.supervisor.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="corral.supervisor.daemon.sdnotify"):
         notifier = Notifier.from_env({"NOTIFY_SOCKET": "vsock:2:1234"})
     assert not notifier.enabled
     assert "unsupported NOTIFY_SOCKET" in caplog.text
@@ -123,7 +123,7 @@ def test_unsupported_address_disables(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_send_error_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     notifier = Notifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
-    with caplog.at_level(logging.DEBUG, logger="corral.supervisor.sdnotify"):
+    with caplog.at_level(logging.DEBUG, logger="corral.supervisor.daemon.sdnotify"):
         assert not notifier.ready()
         assert not notifier.watchdog()
     levels = [(r.levelno, r.getMessage()) for r in caplog.records]
@@ -136,7 +136,7 @@ def test_send_error_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptu
 def test_send_recovers_after_failure(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "late.sock"
     notifier = Notifier.from_env({"NOTIFY_SOCKET": str(path)})
-    with caplog.at_level(logging.WARNING, logger="corral.supervisor.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="corral.supervisor.daemon.sdnotify"):
         assert not notifier.status("early")
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.bind(str(path))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from corral.supervisor.catalog import FALLBACK_KV_BYTES_PER_TOKEN, Catalog, validate_model_id
-from corral.supervisor.demo_model import DEMO_SIZE
 from corral.supervisor.errors import BadRequest, ModelNotFound
-from corral.supervisor.gguf_header import BATCH_TOKENS
+from corral.supervisor.models.catalog import FALLBACK_KV_BYTES_PER_TOKEN, Catalog, validate_model_id
+from corral.supervisor.models.demo_model import DEMO_SIZE
+from corral.supervisor.models.gguf_header import BATCH_TOKENS
 from corral.supervisor.settings import load_settings
 from tests.conftest import have_demo
 from tests.support.tiny_gguf import build_vocab, write_tiny_gguf

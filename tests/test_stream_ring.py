@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corral.supervisor.stream_ring import (
+from corral.supervisor.streams.ring import (
     OffsetAhead,
     OffsetGone,
     RingBuffer,

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import pytest
 
-from corral.supervisor.stream_sessions import (
+from corral.supervisor.streams.sessions import (
     InvalidConversationId,
     OffsetAhead,
     OffsetGone,

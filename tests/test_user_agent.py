@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from corral.supervisor.user_agent import MAX_USER_AGENT_CHARS, UserAgentInfo, UserAgentParser
+from corral.supervisor.analytics.user_agents import (
+    MAX_USER_AGENT_CHARS,
+    UserAgentInfo,
+    UserAgentParser,
+)
 
 CHROME_WINDOWS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from corral.supervisor.analytics import AnalyticsRow
+from corral.supervisor.analytics.writer import AnalyticsRow
 from corral.supervisor.store import Store
 from tests.conftest import SupervisorFactory
 from tests.support.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path, ensure_webui_built

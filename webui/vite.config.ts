@@ -8,7 +8,7 @@ export default defineConfig({
   plugins: [svelte()],
   base: '/',
   build: {
-    outDir: '../supervisor/webui_dist',
+    outDir: '../src/corral/supervisor/webui_dist',
     emptyOutDir: true,
     target: 'es2022',
     assetsDir: 'assets',

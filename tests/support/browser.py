@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBUI = ROOT / "webui"
-WEBUI_DIST = ROOT / "supervisor" / "webui_dist"
+WEBUI_DIST = ROOT / "src" / "corral" / "supervisor" / "webui_dist"
 ARTIFACTS = ROOT / "test-artifacts"
 
 CHROMIUM_ARGS = [
@@ -37,7 +37,7 @@ def chromium_path() -> str | None:
 
 
 def ensure_webui_built(timeout: float = 600.0) -> Path:
-    """Build ``webui/`` into ``supervisor/webui_dist`` unless ``index.html`` is there already."""
+    """Build ``webui/`` into ``src/corral/supervisor/webui_dist`` unless ``index.html`` is there already."""
     index = WEBUI_DIST / "index.html"
     if index.exists():
         return index

@@ -1,0 +1,88 @@
+"""``python -m corral.child KIND [options]``: one model (or one job) per process."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from corral.child.runtime import Backend, Runtime
+from corral.child.stdio import Channel, configure_logging, die_with_parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m corral.child")
+    kinds = parser.add_subparsers(dest="kind", required=True)
+
+    llama = kinds.add_parser("llama", help="llama-cpp-python on one GGUF file")
+    llama.add_argument("--model", required=True, help="path of the .gguf file")
+    llama.add_argument("--model-id", default=None, help="the id the supervisor knows it by")
+    llama.add_argument("--n-ctx", type=int, default=4096)
+    llama.add_argument("--n-threads", type=int, default=None)
+    llama.add_argument("--n-batch", type=int, default=512)
+    llama.add_argument("--n-gpu-layers", type=int, default=0, help="-1 offloads all layers")
+    llama.add_argument("--chat-template", default=None, help="Jinja template overriding the GGUF's")
+
+    fake = kinds.add_parser("fake", help="no model; speaks the protocol for tests")
+    fake.add_argument("--model-id", default="fake")
+    fake.add_argument("--load-delay", type=float, default=0.0)
+    fake.add_argument("--tokens-per-second", type=float, default=0.0)
+    fake.add_argument("--reply-tokens", type=int, default=8)
+    fake.add_argument("--crash-after", type=int, default=None)
+    fake.add_argument("--hang", choices=["never", "load", "generate"], default="never")
+    fake.add_argument("--fail-load", action="store_true")
+    fake.add_argument("--n-ctx", type=int, default=4096)
+    download = kinds.add_parser("download", help="one hub download job (huggingface-hub)")
+    download.add_argument("--cache-dir", required=True, type=Path, help="huggingface-hub cache")
+    download.add_argument("--progress-interval", type=float, default=0.25, help="seconds")
+    return parser
+
+
+def _download(args: argparse.Namespace, channel: Channel) -> int:
+    from corral.child.download.backend import DownloadChild  # huggingface-hub: only when used
+    from corral.child.download.hub_fetch import configure_hub
+
+    configure_hub()
+    return DownloadChild(channel, args.cache_dir, args.progress_interval).run()
+
+
+def _backend(args: argparse.Namespace) -> Backend:
+    if args.kind == "llama":
+        from corral.child.llama.backend import LlamaBackend  # heavy import, only when used
+
+        return LlamaBackend(
+            model_path=args.model,
+            model_id=args.model_id or args.model,
+            n_ctx=args.n_ctx,
+            n_threads=args.n_threads,
+            n_batch=args.n_batch,
+            n_gpu_layers=args.n_gpu_layers,
+            chat_template=args.chat_template,
+        )
+    from corral.child.fake.backend import FakeBackend
+
+    return FakeBackend(
+        model=args.model_id,
+        load_delay=args.load_delay,
+        tokens_per_second=args.tokens_per_second,
+        reply_tokens=args.reply_tokens,
+        crash_after=args.crash_after,
+        hang=args.hang,
+        fail_load=args.fail_load,
+        n_ctx=args.n_ctx,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    die_with_parent()
+    configure_logging(args.kind)
+    channel = Channel()  # before the backend import: native libraries may print on load
+    if args.kind == "download":
+        return _download(args, channel)
+    return Runtime(_backend(args), channel).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The download child: one hub download job with huggingface-hub."""

@@ -1,0 +1,1 @@
+"""The fake child: speaks the real protocol with knobs for delays, crashes and hangs."""

@@ -1,0 +1,1 @@
+"""The llama child: llama-cpp-python on one GGUF model."""

@@ -1,0 +1,1 @@
+"""Request analytics in SQLite, GeoIP, user agents, Prometheus metrics."""

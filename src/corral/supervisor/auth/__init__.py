@@ -1,0 +1,1 @@
+"""API keys, users, sessions and the access policy that guards every route."""

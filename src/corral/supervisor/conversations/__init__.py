@@ -1,0 +1,1 @@
+"""Stored conversations, owned by a stable principal id."""

@@ -1,0 +1,1 @@
+"""The process: the aiohttp server, sd_notify, logging, version."""

@@ -1,0 +1,141 @@
+"""Runs the app as a daemon: listen, tell systemd, reload on SIGHUP, drain on SIGTERM.
+
+READY=1 goes out only once the port accepts connections; WATCHDOG=1 is sent from the event
+loop itself, so a stuck loop is restarted by systemd; STOPPING=1 precedes the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable
+
+from aiohttp import web
+
+from corral.supervisor.app import create_app
+from corral.supervisor.appkeys import (
+    CATALOG,
+    CLIENT_IP,
+    CREDENTIALS,
+    DOWNLOADS,
+    GEOIP,
+    MANAGER,
+    SECURITY,
+    SETTINGS,
+)
+from corral.supervisor.auth.policy import config_keys
+from corral.supervisor.daemon.sdnotify import Notifier, run_watchdog
+from corral.supervisor.settings import Settings
+
+log = logging.getLogger("corral.server")
+
+STATUS_INTERVAL = 2.0
+# Settings read once at start; a reload that changes them needs a restart.
+_RESTART_ONLY = ("host", "port", "data_dir", "models_dir", "max_body_bytes")
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    for sock in sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            return int(sock.getsockname()[1])
+    return 0
+
+
+def _status_line(app: web.Application) -> str:
+    views = app[MANAGER].views.values()
+    loaded = sum(1 for v in views if v.state == "loaded")
+    in_flight = sum(v.in_flight for v in views)
+    queued = sum(v.queued for v in views)
+    return f"{loaded} models loaded, {in_flight} requests in flight, {queued} queued"
+
+
+async def _report_status(app: web.Application, notifier: Notifier) -> None:
+    last = ""
+    while True:
+        line = _status_line(app)
+        if line != last:
+            notifier.status(line)
+            last = line
+        await asyncio.sleep(STATUS_INTERVAL)
+
+
+def reload_app(app: web.Application, fresh: Settings) -> None:
+    """Swap in reloaded settings without dropping connections or unchanged models.
+
+    Keys, trusted proxies, the GeoIP database, presets, limits and the log level take effect
+    at once; the listening address, directories and body limit need a restart.
+    """
+    live = app[SETTINGS]
+    for name in _RESTART_ONLY:
+        if getattr(fresh, name) != getattr(live.current, name):
+            log.warning("reload: %s changed; it takes effect after a restart", name)
+    live.current = fresh.model_copy(update={n: getattr(live.current, n) for n in _RESTART_ONLY})
+    logging.getLogger().setLevel(fresh.log_level)
+    app[CREDENTIALS].use_config_keys(config_keys(fresh))
+    app[SECURITY].forget_cache()
+    app[CLIENT_IP].trust(fresh.trusted_proxies)
+    app[GEOIP].use(fresh.geoip_database)
+    app[DOWNLOADS].reconfigure(live.current)
+    app[CATALOG].reconfigure(live.current)
+    app[MANAGER].reconfigure(live.current)
+    log.info("reloaded settings")
+
+
+async def serve(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> int:
+    notifier = Notifier.from_env()
+    app = create_app(settings)
+    # handler_cancellation: a client that disconnects cancels its handler, which cancels the
+    # generation in the child. The drain on SIGTERM is ours (ModelManager.drain); the
+    # runner's shutdown_timeout only bounds handlers that are already ending.
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        shutdown_timeout=settings.child_stop_timeout,
+        access_log=None,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    port = _bound_port(site)
+    log.info("listening on http://%s:%d", settings.host, port)
+    notifier.ready(f"listening on {settings.host}:{port}")
+
+    background = [asyncio.create_task(_report_status(app, notifier), name="sd-status")]
+    if (interval := notifier.watchdog_interval()) is not None:
+        background.append(asyncio.create_task(run_watchdog(notifier, interval), name="sd-watchdog"))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def on_hup() -> None:
+        notifier.reloading()
+        try:
+            if reload_settings is not None:
+                reload_app(app, reload_settings())
+        except Exception as exc:  # a bad edit keeps the old settings; the daemon stays up
+            log.error("reload failed, keeping the old settings: %s", exc)
+        notifier.ready(_status_line(app))
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    await stop.wait()
+    notifier.stopping()
+    log.info("shutting down: draining requests for up to %.0f s", settings.shutdown_grace)
+    await site.stop()  # stop accepting; open connections carry on
+    interrupted = await app[MANAGER].drain(settings.shutdown_grace)
+    if interrupted:
+        log.warning("grace period over: %d generations were cut short", interrupted)
+    # Handlers are finishing now; then the cleanup contexts finalise streams, stop children.
+    await runner.cleanup()
+    for task in background:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    log.info("stopped")
+    return 0

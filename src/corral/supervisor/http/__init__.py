@@ -1,0 +1,1 @@
+"""HTTP plumbing: error rendering, CORS, client address, request log, SSE, the static web UI."""

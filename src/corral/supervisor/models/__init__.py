@@ -1,0 +1,1 @@
+"""Models: the catalog, GGUF headers, the demo model, the manager actor, the shelf, admin routes."""

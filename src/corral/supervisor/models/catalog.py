@@ -1,0 +1,216 @@
+"""The shelf of known models: GGUF files under the models directory, presets, the demo model.
+
+Model ids are the GGUF's path relative to the models directory without ``.gguf`` (so
+``llama/tiny.gguf`` is ``llama/tiny``), ``hf.co/<org>/<name>:<file without .gguf>`` for GGUF
+files downloaded from a hub (supervisor/hub_cache.py), or a preset's name. Nothing outside the
+models directory and the hub cache can be named: ``..``, absolute paths and symlinks that leave
+them are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from stat import S_ISREG
+from typing import Literal
+
+from corral.supervisor.child_process import ChildCommand
+from corral.supervisor.errors import BadRequest, ModelNotFound
+from corral.supervisor.hub.cache import HubCache, hub_cache_dir
+from corral.supervisor.models.demo_model import (
+    DEMO_FILE_NAME,
+    DEMO_SIZE,
+    ensure_demo_model,
+    header_part,
+)
+from corral.supervisor.models.gguf_header import GGUFError, MemoryShape, memory_shape, read_metadata
+from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, Settings
+
+log = logging.getLogger("corral.catalog")
+
+MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+DEFAULT_ALIASES = frozenset({"", "default"})
+# The KV-cache cost per context token when a model's header does not say (no file yet, a
+# fake model, an architecture without attention numbers): an upper-ish figure for small models.
+FALLBACK_KV_BYTES_PER_TOKEN = 32 << 10
+UNKNOWN_SHAPE = MemoryShape(kv_bytes_per_token=None, vocab_size=None)
+
+Source = Literal["file", "hub", "preset", "demo"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    source: Source
+    preset: ModelPreset
+    path: Path | None  # None for the demo model until it is assembled, and for fake models
+    size_bytes: int
+    repo: str | None = None  # hub models (downloaded, or presets naming repo and file)
+    file: str | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.preset.backend
+
+
+def validate_model_id(model_id: str) -> str:
+    if not MODEL_ID_PATTERN.match(model_id) or ".." in model_id.split("/"):
+        raise BadRequest(
+            "model ids are 1-128 characters of letters, digits and . _ : / - "
+            "(no '..' segments, no leading separator)",
+            param="model",
+            code="invalid_model_id",
+        )
+    return model_id
+
+
+def _size(path: Path) -> int | None:
+    """The size of a regular file, or None. A file may vanish between the directory listing
+    and this call (a delete or a download's rename in another thread): that is no error."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size if S_ISREG(stat.st_mode) else None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+class Catalog:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.models_dir = settings.resolved_models_dir
+        self.hub = HubCache(hub_cache_dir(settings.data_dir))
+        self._demo_dir = settings.data_dir / "demo"
+        self._shapes: dict[Path, tuple[tuple[int, int], MemoryShape]] = {}
+
+    def reconfigure(self, settings: Settings) -> None:
+        """New presets and defaults (SIGHUP); the directories stay as they were at start."""
+        self._settings = settings
+
+    @property
+    def default_model(self) -> str:
+        return self._settings.default_model
+
+    def entries(self) -> dict[str, ModelEntry]:
+        """Every known model, rescanned from disk (cheap: a directory walk)."""
+        found: dict[str, ModelEntry] = {}
+        if self.models_dir.is_dir():
+            for file in sorted(self.models_dir.rglob("*.gguf")):
+                size = _size(file)
+                if size is None or not _inside(file, self.models_dir):
+                    continue
+                model_id = file.relative_to(self.models_dir).with_suffix("").as_posix()
+                if MODEL_ID_PATTERN.match(model_id):
+                    found[model_id] = ModelEntry(model_id, "file", ModelPreset(), file, size)
+        for item in self.hub.files():
+            if MODEL_ID_PATTERN.match(item.model_id):  # ids over 128 characters are left out
+                found[item.model_id] = ModelEntry(
+                    item.model_id, "hub", ModelPreset(), item.path, item.size, item.repo, item.file
+                )
+        if self._settings.demo_model:
+            demo = self._demo_dir / DEMO_FILE_NAME
+            found[DEMO_MODEL_ID] = ModelEntry(
+                DEMO_MODEL_ID, "demo", ModelPreset(), demo if demo.is_file() else None, DEMO_SIZE
+            )
+        for model_id, preset in self._settings.models.items():
+            path = self._preset_path(model_id, preset)
+            size = (_size(path) if path is not None else None) or 0
+            found[model_id] = ModelEntry(
+                model_id, "preset", preset, path, size, preset.repo, preset.file
+            )
+        return found
+
+    def _preset_path(self, model_id: str, preset: ModelPreset) -> Path | None:
+        if preset.repo is not None and preset.file is not None:
+            return self.hub.resolve(preset.repo, preset.file, preset.revision)
+        if preset.path is None:
+            return None
+        path = preset.path if preset.path.is_absolute() else self.models_dir / preset.path
+        # Presets come from the operator's config, so absolute paths are allowed there; only
+        # relative ones are held to the models directory.
+        if not preset.path.is_absolute() and not _inside(path, self.models_dir):
+            raise ValueError(f"preset {model_id}: path {preset.path} leaves the models directory")
+        return path
+
+    def resolve(self, name: str | None) -> ModelEntry:
+        """The entry a request's ``model`` names: id, alias, or none/"default"."""
+        wanted = self.default_model if name is None or name in DEFAULT_ALIASES else name
+        entries = self.entries()
+        if wanted in entries:
+            return entries[wanted]
+        for entry in entries.values():
+            if wanted in entry.preset.aliases:
+                return entry
+        validate_model_id(wanted)
+        raise ModelNotFound(f"the model '{wanted}' does not exist", param="model")
+
+    def footprint(self, entry: ModelEntry) -> int:
+        """Bytes the model's child is expected to hold: the weights (mapped in whole), the KV
+        cache for its context and the compute buffer, sized from the GGUF header."""
+        n_ctx = entry.preset.n_ctx or self._settings.n_ctx
+        path = entry.path
+        if path is None and entry.source == "demo":
+            path = header_part()  # not assembled yet; its header is in the first part
+        shape = UNKNOWN_SHAPE if path is None else self._memory_shape(path)
+        return entry.size_bytes + shape.runtime_bytes(n_ctx, FALLBACK_KV_BYTES_PER_TOKEN)
+
+    def _memory_shape(self, path: Path) -> MemoryShape:
+        # Asked on every request, so remembered per file; a replaced file has a new stamp.
+        try:
+            stat = path.stat()
+        except OSError:
+            return UNKNOWN_SHAPE
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        known = self._shapes.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        try:
+            shape = memory_shape(read_metadata(path))
+        except (OSError, GGUFError) as e:
+            log.warning("cannot read the GGUF header of %s: %s", path, e)
+            shape = UNKNOWN_SHAPE
+        self._shapes[path] = (stamp, shape)
+        return shape
+
+    async def command(self, entry: ModelEntry) -> ChildCommand:
+        """The child process that serves ``entry`` (assembling the demo model on first use)."""
+        preset, settings = entry.preset, self._settings
+        base = [sys.executable, "-m", "corral.child", preset.backend]
+        if preset.backend == "fake":
+            return ChildCommand([*base, "--model-id", entry.id, *preset.args], label=entry.id)
+        path = entry.path
+        if entry.source == "demo":
+            path = await asyncio.to_thread(ensure_demo_model, self._demo_dir)
+        if path is None or not path.is_file():
+            if entry.repo is not None and entry.file is not None:
+                raise ModelNotFound(
+                    f"the model '{entry.id}' is not downloaded yet: "
+                    f"corral pull {entry.repo} {entry.file}",
+                    param="model",
+                )
+            raise ModelNotFound(f"the model file of '{entry.id}' is missing", param="model")
+        gpu_layers = settings.n_gpu_layers if preset.n_gpu_layers is None else preset.n_gpu_layers
+        argv = [
+            *base,
+            "--model", str(path),
+            "--model-id", entry.id,
+            "--n-ctx", str(preset.n_ctx or settings.n_ctx),
+            "--n-gpu-layers", str(gpu_layers),
+        ]  # fmt: skip
+        threads = preset.n_threads or settings.n_threads
+        if threads:
+            argv += ["--n-threads", str(threads)]
+        if preset.chat_template:
+            argv += ["--chat-template", preset.chat_template]
+        return ChildCommand([*argv, *preset.args], label=entry.id)

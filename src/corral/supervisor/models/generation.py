@@ -1,0 +1,121 @@
+"""One generation from request to finish: lease a model, open the request, read its frames.
+
+``start()`` returns once the child has accepted the request (its ``started`` frame), so a
+prompt that is too long, a model that cannot load or a crash during load is still an HTTP
+error; after that, failures surface from ``deltas()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from corral.protocol.messages import Delta, Done, Error, Generate, Started
+from corral.supervisor.child_process import ChildFailed, RequestEvent, RequestHandle
+from corral.supervisor.errors import BadGateway, BadRequest, CorralError
+from corral.supervisor.models.catalog import ModelEntry
+from corral.supervisor.models.manager import Lease, ModelManager
+
+_CLIENT_ERRORS = {"context_length_exceeded", "invalid_messages", "invalid_request"}
+
+
+def _error_from_child(frame: Error) -> CorralError:
+    if frame.code in _CLIENT_ERRORS:
+        return BadRequest(frame.message, code=frame.code, param="messages")
+    return BadGateway(frame.message, code=frame.code)
+
+
+@dataclass(eq=False)  # tracked in sets by identity
+class Generation:
+    manager: ModelManager
+    entry: ModelEntry
+    request: Generate
+    keep_alive: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    done: Done | None = None
+    _lease: Lease | None = None
+    _handle: RequestHandle | None = None
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    async def start(self) -> None:
+        try:
+            self._lease = await self.manager.acquire(self.entry, self.keep_alive)
+            self.manager.track(self)
+            self._handle = await self._lease.child.open_request(self.request)
+            event = await self._handle.next_event()
+            if not isinstance(event, Started):
+                raise self._failure(event)
+            self.prompt_tokens = event.prompt_tokens
+        except BaseException:
+            await self.close()
+            raise
+
+    async def deltas(self, ping_interval: float | None = None) -> AsyncIterator[Delta | None]:
+        """Yield each delta, or ``None`` after ``ping_interval`` seconds without one."""
+        handle = self._handle
+        assert handle is not None, "start() first"
+        while True:
+            try:
+                # asyncio.timeout, not wait_for: wait_for wraps every token in a new task.
+                async with asyncio.timeout(ping_interval):
+                    event = await handle.next_event()
+            except TimeoutError:
+                yield None
+                continue
+            if isinstance(event, Delta):
+                if self.first_token_at is None:
+                    self.first_token_at = time.monotonic()
+                self.completion_tokens += event.tokens
+                yield event
+            elif isinstance(event, Done):
+                self.done = event
+                self.finished_at = time.monotonic()
+                self.completion_tokens = event.usage.completion_tokens
+                await self.close()
+                return
+            else:
+                await self.close()
+                raise self._failure(event)
+
+    def _failure(self, event: RequestEvent) -> CorralError:
+        if isinstance(event, Error):
+            return _error_from_child(event)
+        if isinstance(event, ChildFailed):
+            return event
+        return BadGateway(f"unexpected {event.type} frame before the request started")
+
+    async def close(self) -> None:
+        """Cancel in the child if still running, and give the model back. Idempotent.
+
+        The bookkeeping comes first, before any await: a close that is itself cancelled must
+        still leave the model released and the generation off the shutdown drain's list.
+        """
+        handle, self._handle = self._handle, None
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            self.manager.untrack(self)
+            self.manager.release(lease)
+        if handle is not None and not handle.finished:
+            with contextlib.suppress(ChildFailed):
+                await handle.cancel()
+
+    async def interrupt(self) -> None:
+        """Ask the child to stop early; the stream still ends normally (shutdown drain)."""
+        handle = self._handle
+        if handle is not None and not handle.finished:
+            with contextlib.suppress(ChildFailed):
+                await handle.cancel()
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started_at

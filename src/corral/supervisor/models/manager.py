@@ -1,0 +1,427 @@
+"""The actor that owns every model child: it feeds the pure scheduler and carries out its effects.
+
+All scheduler calls happen inside one task, the actor loop; callers post commands to its inbox
+and await futures. What other code may read is ``views``: an immutable snapshot republished
+after every step, never used to gate a mutation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psutil
+
+from corral.supervisor.broadcast import Broadcast
+from corral.supervisor.child_process import ChildExit, ChildFailed, ChildProcess
+from corral.supervisor.errors import (
+    BadGateway,
+    Conflict,
+    CorralError,
+    ModelNotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+)
+from corral.supervisor.models.catalog import Catalog, ModelEntry
+from corral.supervisor.scheduling.scheduler import (
+    Admit,
+    Effect,
+    Limits,
+    ModelSpec,
+    ModelView,
+    Refused,
+    Reject,
+    Scheduler,
+    StartLoad,
+    StopModel,
+)
+from corral.supervisor.settings import Settings
+
+log = logging.getLogger("corral.scheduler")
+
+Command = Callable[[float], list[Effect]]
+_RUNNING = frozenset({"loading", "loaded", "stopping"})
+
+
+class Interruptible(Protocol):
+    async def interrupt(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Lease:
+    """An admitted request's hold on a loaded model; release it when the request ends."""
+
+    model_id: str
+    ticket: str
+    child: ChildProcess
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What the API shows of a model: the scheduler's view plus the child's details."""
+
+    view: ModelView
+    progress: float | None
+    pid: int | None
+    wall_loaded_since: float | None
+    wall_last_used: float | None
+    restarts: int
+
+
+@dataclass
+class _ModelRuntime:
+    child: ChildProcess | None = None
+    progress: float | None = None
+    wall_loaded_since: float | None = None
+    wall_last_used: float | None = None
+    restarts: int = 0
+
+
+def default_memory_budget(settings: Settings) -> int:
+    """A share of the RAM available now. Measured once, at start: measured again later, the
+    models already loaded would shrink it."""
+    return int(psutil.virtual_memory().available * settings.memory_budget_share)
+
+
+def _limits(settings: Settings, default_budget: int) -> Limits:
+    budget = settings.memory_budget if settings.memory_budget is not None else default_budget
+    return Limits(
+        max_loaded=settings.max_loaded_models,
+        memory_budget=budget,
+        max_queue=settings.max_queue,
+        default_keep_alive=settings.keep_alive,
+    )
+
+
+def _reject_error(effect: Reject) -> CorralError:
+    headers = {}
+    if effect.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(effect.retry_after)))
+    match effect.code:
+        case "queue_full":
+            return TooManyRequests(effect.message, code="queue_full", headers=headers)
+        case "unknown_model":
+            return ModelNotFound(effect.message, param="model")
+        case "load_failed":
+            return BadGateway(effect.message, code="model_load_failed")
+        case "never_fits":
+            return ServiceUnavailable(effect.message, code="insufficient_memory")
+        case _:
+            return ServiceUnavailable(effect.message, code=effect.code, headers=headers)
+
+
+@dataclass
+class ModelManager:
+    catalog: Catalog
+    settings: Settings
+    clock: Callable[[], float] = time.monotonic
+    views: dict[str, ModelView] = field(default_factory=dict)
+    _scheduler: Scheduler = field(init=False)
+    _default_budget: int = field(default=0, init=False)
+    _inbox: asyncio.Queue[Command] = field(default_factory=asyncio.Queue, init=False)
+    _waiters: dict[str, asyncio.Future[Lease]] = field(default_factory=dict, init=False)
+    _entries: dict[str, ModelEntry] = field(default_factory=dict, init=False)
+    _runtime: dict[str, _ModelRuntime] = field(default_factory=dict, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _tickets: itertools.count[int] = field(default_factory=itertools.count, init=False)
+    _generations: set[Interruptible] = field(default_factory=set, init=False)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    changes: Broadcast[str] = field(default_factory=Broadcast, init=False)
+    """Ids of models whose view or load progress changed (or that were forgotten)."""
+
+    def __post_init__(self) -> None:
+        self._default_budget = default_memory_budget(self.settings)
+        self._scheduler = Scheduler(_limits(self.settings, self._default_budget))
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Apply reloaded settings: new limits, and unload models whose settings changed.
+
+        Models whose settings did not change keep running, and so do their requests.
+        """
+        self.settings = settings
+        entries = self.catalog.entries()
+
+        def command(now: float) -> list[Effect]:
+            self._scheduler.limits = _limits(settings, self._default_budget)
+            effects: list[Effect] = []
+            for model_id, old in list(self._entries.items()):
+                new = entries.get(model_id)
+                if new is None:
+                    effects += self._scheduler.unregister(model_id, now)
+                    del self._entries[model_id]
+                elif new != old:
+                    self._register(new)
+                    effects += self._scheduler.unload(model_id, now)
+            return effects
+
+        self._post(command)
+
+    # --- public API (any task) ------------------------------------------------------------
+
+    async def acquire(self, entry: ModelEntry, keep_alive: float | None = None) -> Lease:
+        """Wait until ``entry`` is loaded and admits this request (loading it on demand)."""
+        ticket = f"t{next(self._tickets)}"
+        future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
+        self._waiters[ticket] = future
+        self._post(lambda now: self._submit(entry, ticket, now, keep_alive))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # The client went away while queued (or just after admission): give it back.
+            self._post(lambda now: self._scheduler.abandon(ticket, now))
+            raise
+        finally:
+            self._waiters.pop(ticket, None)
+
+    def release(self, lease: Lease) -> None:
+        self._runtime.setdefault(lease.model_id, _ModelRuntime()).wall_last_used = time.time()
+        self._post(lambda now: self._scheduler.finish(lease.ticket, now))
+
+    async def load(self, entry: ModelEntry) -> None:
+        """Start loading ``entry`` (without waiting for it); refusals are raised."""
+
+        def command(now: float) -> list[Effect]:
+            self._register(entry)
+            return self._scheduler.load(entry.id, now)
+
+        await self._ask(command)
+
+    async def unload(self, model_id: str) -> None:
+        """Stop a model once its requests end; a model that never ran is already unloaded."""
+
+        def command(now: float) -> list[Effect]:
+            if model_id not in self._entries:
+                return []
+            return self._scheduler.unload(model_id, now)
+
+        await self._ask(command)
+
+    async def forget(self, model_id: str, *, force: bool = False) -> None:
+        """Drop a model (its files are going away): refuse while it runs unless ``force``, which
+        stops its child and fails its requests."""
+
+        def command(now: float) -> list[Effect]:
+            view = self.views.get(model_id)  # current: we are inside the actor
+            if view is not None and view.state in _RUNNING and not force:
+                raise Conflict(
+                    f"the model '{model_id}' is {view.state}; unload it first or use force",
+                    param="model",
+                    code="model_in_use",
+                )
+            self._entries.pop(model_id, None)
+            return self._scheduler.unregister(model_id, now)
+
+        await self._ask(command)
+
+    def status(self, model_id: str) -> ModelStatus | None:
+        view = self.views.get(model_id)
+        if view is None:
+            return None
+        rt = self._runtime.get(model_id, _ModelRuntime())
+        child = rt.child
+        return ModelStatus(
+            view=view,
+            progress=rt.progress if view.state == "loading" else None,
+            pid=child.pid if child is not None and child.alive else None,
+            wall_loaded_since=rt.wall_loaded_since if view.state == "loaded" else None,
+            wall_last_used=rt.wall_last_used,
+            restarts=rt.restarts,
+        )
+
+    def track(self, generation: Interruptible) -> None:
+        self._generations.add(generation)
+        self._idle.clear()
+
+    def untrack(self, generation: Interruptible) -> None:
+        self._generations.discard(generation)
+        if not self._generations:
+            self._idle.set()
+
+    async def drain(self, grace: float) -> int:
+        """Let running generations finish for up to ``grace`` seconds, then interrupt the rest.
+
+        An interrupted generation is cancelled in its child and ends like a finished one
+        (a final chunk and ``[DONE]``), so no client sees a cut connection. Returns how many
+        were interrupted.
+        """
+        if self._generations:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self._idle.wait()
+        left = list(self._generations)
+        await asyncio.gather(*(g.interrupt() for g in left), return_exceptions=True)
+        return len(left)
+
+    def restart_counts(self) -> dict[str, int]:
+        return {m: rt.restarts for m, rt in self._runtime.items() if rt.restarts}
+
+    def children(self) -> dict[str, ChildProcess]:
+        return {m: rt.child for m, rt in self._runtime.items() if rt.child is not None}
+
+    # --- the actor ------------------------------------------------------------------------
+
+    def _post(self, command: Command) -> None:
+        self._inbox.put_nowait(command)
+
+    async def _ask(self, command: Command) -> None:
+        """Run ``command`` in the actor and hand its failure (a refusal, say) to the caller."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wrapped(now: float) -> list[Effect]:
+            try:
+                effects = command(now)
+            except Refused as exc:
+                done.set_exception(_reject_error(Reject("", "", exc.code, exc.message)))
+                return []
+            except CorralError as exc:
+                done.set_exception(exc)
+                return []
+            done.set_result(None)
+            return effects
+
+        self._post(wrapped)
+        await done
+
+    async def run(self) -> None:
+        while True:
+            deadline = self._scheduler.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            try:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                # lands as get() completes, and the cancelled actor then waited forever (a hang
+                # at shutdown, about one run in six of the SIGHUP test).
+                async with asyncio.timeout(timeout):
+                    command = await self._inbox.get()
+            except TimeoutError:
+                effects = self._scheduler.tick(self.clock())
+            else:
+                try:
+                    effects = command(self.clock())
+                except Exception:  # a bug must not kill the actor and strand every request
+                    log.exception("scheduler command failed")
+                    effects = []
+            self._apply(effects)
+            before, self.views = self.views, self._scheduler.snapshot()
+            for model_id in before.keys() | self.views.keys():
+                if before.get(model_id) != self.views.get(model_id):
+                    self.changes.publish(model_id)
+
+    async def close(self) -> None:
+        """Stop every child (in parallel) and fail whoever still waits."""
+        for future in self._waiters.values():
+            if not future.done():
+                future.set_exception(ServiceUnavailable("the server is shutting down"))
+        stops = [
+            rt.child.stop(self.settings.child_stop_timeout)
+            for rt in self._runtime.values()
+            if rt.child
+        ]
+        await asyncio.gather(*stops, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _register(self, entry: ModelEntry) -> None:
+        self._entries[entry.id] = entry
+        self._scheduler.register(
+            ModelSpec(
+                model_id=entry.id,
+                footprint=self.catalog.footprint(entry),
+                keep_alive=entry.preset.keep_alive,
+                pinned=entry.preset.pinned,
+            )
+        )
+
+    def _submit(
+        self, entry: ModelEntry, ticket: str, now: float, keep_alive: float | None
+    ) -> list[Effect]:
+        if ticket not in self._waiters:  # cancelled before the actor saw it
+            return []
+        self._register(entry)
+        return self._scheduler.submit(ticket, entry.id, now, keep_alive)
+
+    def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Admit):
+                self._admit(effect)
+            elif isinstance(effect, Reject):
+                future = self._waiters.get(effect.ticket)
+                if future is not None and not future.done():
+                    future.set_exception(_reject_error(effect))
+            elif isinstance(effect, StartLoad):
+                self._spawn(self._load(effect.model_id))
+            elif isinstance(effect, StopModel):
+                log.info("stopping %s (%s)", effect.model_id, effect.reason)
+                self._spawn(self._stop(effect.model_id))
+
+    def _admit(self, effect: Admit) -> None:
+        future = self._waiters.get(effect.ticket)
+        child = self._runtime.get(effect.model_id, _ModelRuntime()).child
+        if future is None or future.done() or child is None:
+            # Nobody is waiting any more (or the child vanished): hand the slot straight back.
+            self._post(lambda now: self._scheduler.finish(effect.ticket, now))
+            return
+        future.set_result(Lease(effect.model_id, effect.ticket, child))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _load(self, model_id: str) -> None:
+        entry = self._entries[model_id]
+        rt = self._runtime.setdefault(model_id, _ModelRuntime())
+        rt.progress = 0.0
+
+        def progress(fraction: float, _: str) -> None:
+            rt.progress = fraction
+            self.changes.publish(model_id)
+
+        try:
+            command = await self.catalog.command(entry)
+            child = ChildProcess(
+                command,
+                on_exit=lambda exit_: self._child_exited(model_id, child, exit_),
+                on_progress=progress,
+            )
+            rt.child = child
+            log.info("loading %s", model_id)
+            await child.start(self.settings.child_hello_timeout, self.settings.child_load_timeout)
+        except (ChildFailed, CorralError, OSError) as exc:
+            rt.child = None
+            reason = exc.message if isinstance(exc, CorralError) else str(exc)
+            log.error("loading %s failed: %s", model_id, reason)
+            self._post(lambda now: self._scheduler.load_failed(model_id, reason, now))
+            return
+        rt.wall_loaded_since = time.time()
+        log.info("loaded %s (pid %s)", model_id, child.pid)
+        self._post(lambda now: self._scheduler.loaded(model_id, now))
+
+    def _child_exited(self, model_id: str, child: ChildProcess, exit_: ChildExit) -> None:
+        def command(now: float) -> list[Effect]:
+            rt = self._runtime.get(model_id)
+            if rt is None or rt.child is not child or self.views.get(model_id) is None:
+                return []
+            if self.views[model_id].state != "loaded":
+                return []  # a failed start or a requested stop reports through its own path
+            rt.child = None
+            rt.restarts += 1
+            return self._scheduler.exited(model_id, exit_.describe(), now)
+
+        self._post(command)
+
+    async def _stop(self, model_id: str) -> None:
+        rt = self._runtime.get(model_id)
+        child = rt.child if rt is not None else None
+        if rt is not None:
+            rt.child = None
+        if child is not None:
+            with contextlib.suppress(Exception):
+                await child.stop(self.settings.child_stop_timeout)
+        self._post(lambda now: self._scheduler.stopped(model_id, now))

@@ -1,0 +1,149 @@
+"""``/admin/*`` for models and downloads: thin handlers over ModelAdmin and DownloadManager.
+
+Auth is the app's middleware's business (admin key, or loopback while no keys exist).
+
+    GET  /admin/models                      every model (state, size, memory, keep-alive...)
+    POST /admin/models/pull                 {repo, revision?, files?, include?} -> 202 {job}
+    POST /admin/models/cancel               {job}
+    POST /admin/models/load | unload        {model}
+    POST /admin/models/delete               {model, force?}
+    GET  /admin/downloads                   every job
+    POST /admin/downloads/resume            {job} -> 202
+    GET  /admin/events                      SSE: the current state, then every change
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from corral.supervisor.appkeys import CATALOG, DOWNLOADS, MANAGER, SETTINGS, SHUTTING_DOWN
+from corral.supervisor.http.sse import send_sse
+from corral.supervisor.hub.downloads import DownloadManager
+from corral.supervisor.models.events import Event, event_stream
+from corral.supervisor.models.shelf import ModelAdmin
+from corral.supervisor.openai.schemas import parse_body
+
+MAX_NAMES = 1000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PullBody(_Body):
+    repo: str = Field(min_length=1, max_length=256)
+    revision: str | None = Field(default=None, min_length=1, max_length=256)
+    files: list[str] = Field(default=[], max_length=MAX_NAMES)
+    include: list[str] = Field(default=[], max_length=MAX_NAMES)
+
+
+class JobBody(_Body):
+    job: str = Field(min_length=1, max_length=128)
+
+
+class ModelBody(_Body):
+    model: str = Field(min_length=1, max_length=256)
+
+
+class DeleteBody(ModelBody):
+    force: bool = False
+
+
+def _admin(request: web.Request) -> ModelAdmin:
+    app = request.app
+    return ModelAdmin(app[CATALOG], app[MANAGER], app[DOWNLOADS])
+
+
+async def list_models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": _admin(request).items()})
+
+
+async def pull(request: web.Request) -> web.Response:
+    body = parse_body(PullBody, await request.read())
+    job = await request.app[DOWNLOADS].pull(
+        body.repo, body.revision, tuple(body.files), tuple(body.include)
+    )
+    return web.json_response(job.event(), status=202)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    body = parse_body(JobBody, await request.read())
+    return web.json_response((await request.app[DOWNLOADS].cancel(body.job)).event())
+
+
+async def resume(request: web.Request) -> web.Response:
+    body = parse_body(JobBody, await request.read())
+    return web.json_response((await request.app[DOWNLOADS].resume(body.job)).event(), status=202)
+
+
+async def load(request: web.Request) -> web.Response:
+    body = parse_body(ModelBody, await request.read())
+    return web.json_response(await _admin(request).load(body.model), status=202)
+
+
+async def unload(request: web.Request) -> web.Response:
+    body = parse_body(ModelBody, await request.read())
+    return web.json_response(await _admin(request).unload(body.model))
+
+
+async def delete(request: web.Request) -> web.Response:
+    body = parse_body(DeleteBody, await request.read())
+    return web.json_response(await _admin(request).delete(body.model, force=body.force))
+
+
+async def list_downloads(request: web.Request) -> web.Response:
+    jobs = request.app[DOWNLOADS].jobs()
+    return web.json_response({"object": "list", "data": [job.event() for job in jobs]})
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def _encoded(events: AsyncGenerator[Event, None]) -> AsyncGenerator[bytes, None]:
+    async with contextlib.aclosing(events):
+        async for name, data in events:
+            yield b": ping\n\n" if name is None else _sse(name, data)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    stream = event_stream(
+        _admin(request),
+        app[SHUTTING_DOWN],
+        ping_interval=app[SETTINGS].current.sse_ping_interval,
+    )
+    return await send_sse(request, _encoded(stream))
+
+
+async def _downloads(app: web.Application) -> AsyncIterator[None]:
+    app[DOWNLOADS] = DownloadManager(app[SETTINGS].current)
+    app[SHUTTING_DOWN] = asyncio.Event()
+    yield
+    await app[DOWNLOADS].close()
+
+
+async def _stop_event_streams(app: web.Application) -> None:
+    if SHUTTING_DOWN in app:
+        app[SHUTTING_DOWN].set()
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_downloads)
+    app.on_shutdown.append(_stop_event_streams)  # before the server waits for open handlers
+    app.router.add_get("/admin/models", list_models)
+    app.router.add_post("/admin/models/pull", pull)
+    app.router.add_post("/admin/models/cancel", cancel)
+    app.router.add_post("/admin/models/load", load)
+    app.router.add_post("/admin/models/unload", unload)
+    app.router.add_post("/admin/models/delete", delete)
+    app.router.add_get("/admin/downloads", list_downloads)
+    app.router.add_post("/admin/downloads/resume", resume)
+    app.router.add_get("/admin/events", events)

@@ -1,0 +1,130 @@
+"""OpenAI response objects and their SSE encoding, from a generation's events."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from corral.protocol.messages import Done, Usage
+from corral.supervisor.errors import CorralError
+from corral.supervisor.models.generation import Generation
+
+Kind = Literal["chat", "completion"]
+DONE_EVENT = b"data: [DONE]\n\n"
+PING = b": ping\n\n"
+
+
+def sse_event(payload: Any) -> bytes:
+    return (
+        b"data: "
+        + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        + b"\n\n"
+    )
+
+
+def usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+    }
+
+
+def finish_reason(done: Done) -> str:
+    # OpenAI knows only stop/length; a cancelled generation ended early like a stop.
+    return "length" if done.finish_reason == "length" else "stop"
+
+
+@dataclass(frozen=True)
+class ResponseIds:
+    kind: Kind
+    id: str
+    model: str
+    created: int
+
+    @classmethod
+    def new(cls, kind: Kind, request_id: str, model: str) -> ResponseIds:
+        prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
+        return cls(kind, prefix + request_id, model, int(time.time()))
+
+    def _envelope(self, obj: str) -> dict[str, Any]:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+
+    def full(self, text: str, done: Done) -> dict[str, Any]:
+        if self.kind == "chat":
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": finish_reason(done),
+            }
+            body = self._envelope("chat.completion")
+        else:
+            choice = {
+                "index": 0,
+                "text": text,
+                "logprobs": None,
+                "finish_reason": finish_reason(done),
+            }
+            body = self._envelope("text_completion")
+        return {**body, "choices": [choice], "usage": usage_dict(done.usage)}
+
+    def chunk(
+        self, text: str | None, reason: str | None = None, *, role: bool = False
+    ) -> dict[str, Any]:
+        if self.kind == "chat":
+            delta: dict[str, Any] = {}
+            if role:
+                delta["role"] = "assistant"
+            if text is not None:
+                delta["content"] = text
+            choice: dict[str, Any] = {
+                "index": 0,
+                "delta": delta,
+                "logprobs": None,
+                "finish_reason": reason,
+            }
+            return {**self._envelope("chat.completion.chunk"), "choices": [choice]}
+        choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": reason}
+        return {**self._envelope("text_completion"), "choices": [choice]}
+
+    def usage_chunk(self, usage: Usage) -> dict[str, Any]:
+        obj = "chat.completion.chunk" if self.kind == "chat" else "text_completion"
+        return {**self._envelope(obj), "choices": [], "usage": usage_dict(usage)}
+
+
+async def collect(generation: Generation) -> tuple[str, Done]:
+    parts: list[str] = []
+    async for delta in generation.deltas():
+        if delta is not None:
+            parts.append(delta.text)
+    assert generation.done is not None
+    return "".join(parts), generation.done
+
+
+async def sse_body(
+    generation: Generation, ids: ResponseIds, *, include_usage: bool, ping_interval: float
+) -> AsyncGenerator[bytes, None]:
+    """The SSE body of a streaming response, event by event, with ``: ping`` when idle.
+
+    Errors after the stream started go out as an error event followed by ``[DONE]``, since
+    the status line has already been sent.
+    """
+    if ids.kind == "chat":
+        yield sse_event(ids.chunk("", role=True))
+    try:
+        async for delta in generation.deltas(ping_interval=ping_interval):
+            yield PING if delta is None else sse_event(ids.chunk(delta.text))
+    except CorralError as exc:
+        yield sse_event(exc.body())
+        yield DONE_EVENT
+        return
+    done = generation.done
+    assert done is not None
+    yield sse_event(ids.chunk(None if ids.kind == "chat" else "", finish_reason(done)))
+    if include_usage:
+        yield sse_event(ids.usage_chunk(done.usage))
+    yield DONE_EVENT

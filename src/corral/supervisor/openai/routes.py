@@ -1,0 +1,195 @@
+"""OpenAI routes: thin handlers over the catalog, the model manager and ``Generation``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from corral.supervisor.appkeys import (
+    CATALOG,
+    DOWNLOADS,
+    FACTS,
+    MANAGER,
+    PRINCIPAL,
+    SETTINGS,
+    STREAMS,
+)
+from corral.supervisor.errors import ModelNotFound
+from corral.supervisor.http.request_facts import RequestFacts
+from corral.supervisor.http.sse import owner_of, send_sse
+from corral.supervisor.models.catalog import ModelEntry
+from corral.supervisor.models.generation import Generation
+from corral.supervisor.models.shelf import downloading_object
+from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
+from corral.supervisor.openai.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    parse_body,
+)
+from corral.supervisor.streams.resumable import conversation_id, follow
+
+log = logging.getLogger("corral.api")
+_STATE_NAMES = {"stopping": "unloading"}
+
+
+def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
+    status = request.app[MANAGER].status(entry.id)
+    view = status.view if status is not None else None
+    state = _STATE_NAMES.get(view.state, view.state) if view is not None else "unloaded"
+    created = (
+        int(entry.path.stat().st_mtime) if entry.path is not None and entry.path.exists() else 0
+    )
+    return {
+        "id": entry.id,
+        "object": "model",
+        "created": created,
+        "owned_by": "corral",
+        "state": state,
+        "progress": status.progress if status is not None else None,
+        "error": view.failure if view is not None and view.state == "failed" else None,
+        "default": entry.id == request.app[CATALOG].default_model,
+    }
+
+
+def _allowed(request: web.Request, model_id: str) -> bool:
+    principal = request.get(PRINCIPAL)
+    return principal is None or principal.allows_model(model_id)
+
+
+def resolve_for(request: web.Request, name: str | None) -> ModelEntry:
+    """The model a request names, as far as its key may see it (others do not exist)."""
+    entry = request.app[CATALOG].resolve(name)
+    if not _allowed(request, entry.id):
+        raise ModelNotFound(f"the model '{name or entry.id}' does not exist", param="model")
+    return entry
+
+
+async def list_models(request: web.Request) -> web.Response:
+    entries = [e for e in request.app[CATALOG].entries().values() if _allowed(request, e.id)]
+    data = [model_object(request, e) for e in entries]
+    known = {e.id for e in entries}
+    # Models still being pulled: not on disk yet, but announced with their progress.
+    for item in request.app[DOWNLOADS].downloading().values():
+        if item.model_id not in known and _allowed(request, item.model_id):
+            data.append(downloading_object(item))
+    return web.json_response({"object": "list", "data": data})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    name = request.match_info["model"]
+    try:
+        entry = resolve_for(request, name)
+    except ModelNotFound:
+        # Not on disk yet, but being pulled: the same object the list shows for it.
+        item = request.app[DOWNLOADS].downloading().get(name)
+        if item is None or not _allowed(request, name):
+            raise
+        return web.json_response(downloading_object(item))
+    return web.json_response(model_object(request, entry))
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, "chat", parse_body(ChatCompletionRequest, await request.read()))
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(
+        request, "completion", parse_body(CompletionRequest, await request.read())
+    )
+
+
+async def _generate(
+    request: web.Request, kind: Kind, body: ChatCompletionRequest | CompletionRequest
+) -> web.StreamResponse:
+    settings = request.app[SETTINGS].current
+    entry = resolve_for(request, body.model)
+    request_id = uuid.uuid4().hex
+    generation = Generation(
+        request.app[MANAGER],
+        entry,
+        body.to_generate(request_id, entry.preset, settings.max_tokens_limit),
+        body.keep_alive_seconds(),
+    )
+    cid = request.headers.get("X-Conversation-Id")
+    if body.stream and cid is not None:
+        return await _resumable(request, conversation_id(cid), generation, kind, body)
+    await generation.start()
+    ids = ResponseIds.new(kind, request_id, entry.id)
+    facts = request[FACTS]
+    try:
+        if not body.stream:
+            text, done = await collect(generation)
+            return web.json_response(ids.full(text, done))
+        body_chunks = sse_body(
+            generation,
+            ids,
+            include_usage=body.include_usage,
+            ping_interval=settings.sse_ping_interval,
+        )
+        return await send_sse(request, body_chunks)
+    finally:
+        # Also on a client disconnect (a failed write, or the handler's cancellation):
+        # the generation stops in the child.
+        await generation.close()
+        record_facts(facts, generation)
+
+
+def record_facts(facts: RequestFacts, generation: Generation) -> None:
+    done = generation.done
+    log.info(
+        "generation %s: %d prompt + %d completion tokens",
+        done.finish_reason if done is not None else "aborted",
+        generation.prompt_tokens,
+        generation.completion_tokens,
+        extra={"model": generation.entry.id, "request_id": generation.request_id},
+    )
+    decode = None
+    if generation.first_token_at is not None and generation.finished_at is not None:
+        decode = generation.finished_at - generation.first_token_at
+    facts.record_generation(
+        generation.entry.id,
+        generation.prompt_tokens,
+        generation.completion_tokens,
+        generation.ttft,
+        decode,
+    )
+
+
+async def _resumable(
+    request: web.Request,
+    cid: str,
+    generation: Generation,
+    kind: Kind,
+    body: ChatCompletionRequest | CompletionRequest,
+) -> web.StreamResponse:
+    """A stream that survives its client: a producer task fills the session, we follow it."""
+    streams = request.app[STREAMS]
+    request[FACTS].conversation_id = cid
+    session = await streams.open(cid, owner_of(request), generation.entry.id)
+    try:
+        await generation.start()
+    except BaseException:
+        session.finish("failed")
+        raise
+    ids = ResponseIds.new(kind, generation.request_id, generation.entry.id)
+    ping = request.app[SETTINGS].current.sse_ping_interval
+    streams.start(
+        session,
+        generation,
+        sse_body(generation, ids, include_usage=body.include_usage, ping_interval=ping),
+    )
+    # A disconnect (failed write or handler cancellation) ends only this follower.
+    response = await send_sse(request, follow(session, 0), {"X-Conversation-Id": cid})
+    if generation.done is not None:
+        record_facts(request[FACTS], generation)
+    return response
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)

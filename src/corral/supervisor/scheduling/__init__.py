@@ -1,0 +1,1 @@
+"""The pure scheduler: which children run, load on demand, evict idle, memory budget."""

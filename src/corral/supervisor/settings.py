@@ -1,0 +1,234 @@
+"""All settings in one pydantic model: command-line flags > ``CORRAL_*`` env > TOML > defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from corral.protocol.hub_names import check_file_name, check_repo_id, check_revision
+from corral.supervisor.hub.settings import HubSettings
+
+DEMO_MODEL_ID = "qwen2.5-coder-0.5b-instruct"
+
+
+def _default_data_dir() -> Path:
+    # systemd's StateDirectory= sets STATE_DIRECTORY; otherwise follow XDG.
+    if state := os.environ.get("STATE_DIRECTORY"):
+        return Path(state.split(":")[0])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "corral"
+
+
+class SamplingDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    max_tokens: int | None = None
+    repeat_penalty: float | None = None
+
+
+class ModelPreset(BaseModel):
+    """A model named in the config file, with its own settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["llama", "fake"] = "llama"
+    path: Path | None = Field(default=None, description="GGUF file, relative to models_dir")
+    repo: str | None = Field(default=None, description="hub repo of the GGUF (with file)")
+    file: str | None = Field(default=None, description="GGUF file in repo, from the hub cache")
+    revision: str | None = Field(default=None, description="branch, tag or commit of repo")
+    n_ctx: int | None = Field(default=None, ge=16)
+    n_threads: int | None = Field(default=None, ge=1)
+    n_gpu_layers: int | None = None
+    chat_template: str | None = None
+    system_prompt: str | None = None
+    sampling: SamplingDefaults = SamplingDefaults()
+    keep_alive: float | None = None
+    pinned: bool = False
+    aliases: list[str] = []
+    args: list[str] = Field(default=[], description="extra arguments for the child process")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelPreset:
+        if self.repo is None:
+            if self.file is not None or self.revision is not None:
+                raise ValueError("file and revision need repo")
+            return self
+        if self.path is not None or self.file is None:
+            raise ValueError("give either path, or repo with file")
+        check_repo_id(self.repo)
+        check_file_name(self.file)
+        if self.revision is not None:
+            check_revision(self.revision)
+        return self
+
+
+class ApiKeyConfig(BaseModel):
+    """A key from the config file or ``CORRAL_API_KEYS``: its plaintext or its SHA-256."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    key: SecretStr | None = None
+    key_sha256: str | None = None
+    admin: bool = False
+    models: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ApiKeyConfig:
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError(f"api key {self.name!r}: give exactly one of key or key_sha256")
+        return self
+
+
+class UiMode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    system_prompt: str
+
+
+DEFAULT_UI_MODES = {
+    "fast": UiMode(label="Fast", system_prompt="Answer briefly and directly, in a few sentences."),
+    "normal": UiMode(label="Normal", system_prompt="You are a helpful assistant."),
+    "deep": UiMode(
+        label="Deep",
+        system_prompt="Think the question through step by step and answer thoroughly, "
+        "with examples where they help.",
+    ),
+}
+
+
+class UiDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CORRAL_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    models_dir: Path | None = Field(default=None, description="default: DATA_DIR/models")
+    default_model: str = DEMO_MODEL_ID
+    demo_model: bool = Field(default=True, description="offer the bundled demo model")
+    models: dict[str, ModelPreset] = {}
+
+    # llama defaults for models without a preset
+    n_ctx: int = Field(default=4096, ge=16)
+    n_threads: int | None = Field(default=None, ge=1)
+    n_gpu_layers: int = 0
+
+    # scheduling
+    max_loaded_models: int = Field(default=2, ge=1)
+    max_queue: int = Field(default=64, ge=0)
+    keep_alive: float = Field(default=300.0, description="seconds idle before unload; <0 never")
+    memory_budget: int | None = Field(
+        default=None,
+        ge=0,
+        description="bytes for all loaded models (estimated); default: a share of available RAM",
+    )
+    memory_budget_share: float = Field(default=0.8, gt=0, le=1)
+    preload: list[str] = Field(default=[], description="models loaded at start")
+
+    # limits and timeouts
+    max_body_bytes: int = Field(default=8 << 20, ge=1024)
+    max_tokens_limit: int = Field(default=32768, ge=1)
+    child_hello_timeout: float = Field(default=30.0, gt=0)
+    child_load_timeout: float = Field(default=300.0, gt=0)
+    child_stop_timeout: float = Field(default=10.0, gt=0)
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    sse_ping_interval: float = Field(default=15.0, gt=0)
+
+    # resumable streams
+    stream_buffer_bytes: int = Field(default=4 << 20, ge=4096, description="ring per stream")
+    stream_total_bytes: int = Field(default=256 << 20, ge=4096, description="all streams")
+    stream_ttl: float = Field(default=300.0, ge=0, description="seconds a finished stream is kept")
+
+    # access control
+    api_keys: list[ApiKeyConfig] = []
+    insecure_no_auth: bool = Field(default=False, description="serve a public address without keys")
+    session_lifetime: float = Field(default=7 * 86400, gt=0, description="web UI login, seconds")
+    login_max_failures_per_user: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=20, ge=1)
+    login_failure_window: float = Field(default=900.0, gt=0)
+    cors_origins: list[str] = []
+    trusted_proxies: list[str] = ["127.0.0.0/8", "::1/128"]
+
+    # analytics
+    database_path: Path | None = Field(default=None, description="default: DATA_DIR/corral.db")
+    geoip_database: Path | None = Field(default=None, description="a MaxMind-format .mmdb")
+    analytics: bool = True
+    analytics_retention_days: int = Field(default=90, ge=1)
+    analytics_queue_size: int = Field(default=10000, ge=1)
+
+    # web UI
+    ui_modes: dict[str, UiMode] = DEFAULT_UI_MODES
+    ui_defaults: UiDefaults = UiDefaults()
+
+    # hub downloads
+    hub: HubSettings = HubSettings()
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("data_dir", "models_dir")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def resolved_database_path(self) -> Path:
+        return self.database_path or self.data_dir / "corral.db"
+
+
+class LiveSettings:
+    """The settings in force; a reload (SIGHUP) swaps ``current`` as one assignment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.current = settings
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config_file`` (TOML), the environment, then ``overrides`` (flags)."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+
+    class _Layered(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            return tuple(sources)
+
+    layered = _Layered(**{k: v for k, v in overrides.items() if v is not None})
+    return Settings.model_validate(layered.model_dump())

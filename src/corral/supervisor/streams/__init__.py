@@ -1,0 +1,1 @@
+"""Resumable streams: per-conversation ring buffers, sessions, replay routes."""

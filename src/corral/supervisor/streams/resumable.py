@@ -1,0 +1,155 @@
+"""Resumable generations: the SSE body goes into a session that outlives the client.
+
+A producer task owns the generation and appends every byte of the response body (events,
+each with an ``id:`` that is the byte offset after it, and idle ``: ping`` comments) to the
+conversation's session. Clients, the original one included, are only followers of that
+session, so a disconnect ends a follower, never the generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+
+from corral.supervisor.errors import (
+    BadRequest,
+    Conflict,
+    CorralError,
+    NotFound,
+    RangeNotSatisfiable,
+    ServiceUnavailable,
+)
+from corral.supervisor.models.generation import Generation
+from corral.supervisor.openai.format import PING
+from corral.supervisor.streams.ring import OffsetAhead, OffsetGone, StreamOffsetError
+from corral.supervisor.streams.sessions import (
+    InvalidConversationId,
+    RegistryClosed,
+    SessionCapacityExceeded,
+    SessionClosed,
+    SessionOwnedByOther,
+    SessionRegistry,
+    SessionState,
+    StreamSession,
+    validate_conversation_id,
+)
+
+log = logging.getLogger("corral.streams")
+
+_ID_LINE_OVERHEAD = len(b"id: \n")
+
+
+def with_event_id(event: bytes, offset: int) -> bytes:
+    """Prefix ``event`` (which starts at ``offset``) with ``id: <offset after the event>``.
+
+    The id line is part of the event, so its own length counts; the digits are solved for.
+    """
+    digits = len(str(offset + len(event) + _ID_LINE_OVERHEAD))
+    while True:
+        end = offset + _ID_LINE_OVERHEAD + digits + len(event)
+        if len(str(end)) == digits:
+            return b"id: %d\n" % end + event
+        digits += 1
+
+
+def conversation_id(raw: str) -> str:
+    try:
+        return validate_conversation_id(raw)
+    except InvalidConversationId as exc:
+        raise BadRequest(f"conversation id: {exc}", code="invalid_conversation_id") from None
+
+
+def follow(session: StreamSession, offset: int) -> AsyncGenerator[bytes, None]:
+    """Start following ``session`` at ``offset``; offset errors are raised here, before any byte."""
+    try:
+        return session.follow(offset)
+    except OffsetGone as exc:
+        raise BadRequest(str(exc), param="from", code="offset_gone") from None
+    except OffsetAhead as exc:
+        raise RangeNotSatisfiable(str(exc), param="from") from None
+    except StreamOffsetError as exc:
+        raise BadRequest(str(exc), param="from", code="invalid_offset") from None
+
+
+def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+
+
+@dataclass
+class Streams:
+    """The registry plus the producer tasks it runs; one per application."""
+
+    registry: SessionRegistry
+    _producers: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def open(self, cid: str, owner: str | None, model: str) -> StreamSession:
+        try:
+            return await self.registry.create(cid, owner, model)
+        except SessionOwnedByOther:
+            raise Conflict(
+                "this conversation id is in use by another client", code="conversation_in_use"
+            ) from None
+        except SessionCapacityExceeded:
+            raise ServiceUnavailable(
+                "too many resumable streams are buffered; try again shortly",
+                code="stream_capacity",
+                headers={"Retry-After": "5"},
+            ) from None
+        except RegistryClosed:
+            raise ServiceUnavailable("the server is shutting down") from None
+
+    def start(
+        self, session: StreamSession, generation: Generation, body: AsyncGenerator[bytes, None]
+    ) -> None:
+        # A task cancelled before its first step never runs its body, so its ``finally`` would
+        # not close the generation: the done callback does it then.
+        task = asyncio.create_task(
+            self._produce(session, generation, body), name=f"stream:{session.conversation_id}"
+        )
+        task.add_done_callback(lambda t: self._closed_unstarted(t, session, generation))
+        self._producers.add(task)
+        task.add_done_callback(self._producers.discard)
+        session.set_canceller(lambda: _cancel(task))
+
+    def _closed_unstarted(
+        self, task: asyncio.Task[None], session: StreamSession, generation: Generation
+    ) -> None:
+        if task.cancelled() and generation.done is None:
+            session.finish("cancelled")
+            closing = asyncio.create_task(generation.close())  # idempotent if it ran
+            self._producers.add(closing)
+            closing.add_done_callback(self._producers.discard)
+
+    async def _produce(
+        self, session: StreamSession, generation: Generation, body: AsyncGenerator[bytes, None]
+    ) -> None:
+        state: SessionState = "failed"
+        try:
+            async with contextlib.aclosing(body):
+                async for chunk in body:
+                    session.append(chunk if chunk == PING else with_event_id(chunk, session.end))
+            state = "done" if generation.done is not None else "failed"
+        except asyncio.CancelledError:
+            state = "cancelled"
+        except SessionClosed:
+            return  # replaced, stopped or shut down: the session is final already
+        except CorralError as exc:
+            log.warning("stream %s failed: %s", session.conversation_id, exc.message)
+        finally:
+            await generation.close()
+            session.finish(state)
+
+    def get(self, cid: str, owner: str | None) -> StreamSession:
+        session = self.registry.get(cid, owner)
+        if session is None:
+            raise NotFound(f"no stream for conversation '{cid}' (unknown or expired)")
+        return session
+
+    async def close(self) -> None:
+        await self.registry.close_all()
+        for task in list(self._producers):
+            task.cancel()
+        await asyncio.gather(*self._producers, return_exceptions=True)

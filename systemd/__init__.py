@@ -1,1 +1,0 @@
-"""Deployment files shipped with Corral (installed as corral.deploy for `corral install-service`)."""
