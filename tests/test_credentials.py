@@ -10,13 +10,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from corral.supervisor.analytics.writer import AnalyticsRow, AnalyticsWriter
-from corral.supervisor.auth.credentials import (
-    ConfigKey,
-    Credentials,
-    LoginRateLimited,
-    LoginRateLimiter,
-    Principal,
-)
+from corral.supervisor.auth.credentials import Credentials
 from corral.supervisor.auth.hashing import (
     PasswordHashing,
     constant_time_equal,
@@ -25,6 +19,8 @@ from corral.supervisor.auth.hashing import (
     new_session_token,
     token_hash,
 )
+from corral.supervisor.auth.identity import ConfigKey, Principal
+from corral.supervisor.auth.login_limits import LoginRateLimited, LoginRateLimiter
 from corral.supervisor.store import Store
 
 PASSWORD = "correct horse battery"

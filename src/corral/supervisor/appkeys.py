@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from corral.supervisor.analytics.metrics import Metrics
     from corral.supervisor.analytics.queries import AnalyticsQueries
     from corral.supervisor.analytics.writer import AnalyticsWriter
-    from corral.supervisor.auth.credentials import Credentials, Principal
+    from corral.supervisor.auth.credentials import Credentials
+    from corral.supervisor.auth.identity import Principal
     from corral.supervisor.auth.policy import Security
     from corral.supervisor.conversations.store import Conversations
     from corral.supervisor.http.client_address import ClientIPResolver

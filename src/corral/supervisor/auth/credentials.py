@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from corral.supervisor.auth.hashing import (
     API_KEY_PREFIX,
@@ -32,174 +28,22 @@ from corral.supervisor.auth.hashing import (
     new_session_token,
     token_hash,
 )
+from corral.supervisor.auth.identity import (
+    DEFAULT_SESSION_TTL_S,
+    MAX_PRESENTED_CHARS,
+    ConfigKey,
+    KeyInfo,
+    LoginSession,
+    Principal,
+    UserInfo,
+    check_name,
+    check_password,
+    model_set,
+)
+from corral.supervisor.auth.login_limits import LoginRateLimited, LoginRateLimiter
 from corral.supervisor.store import Store
 
 log = logging.getLogger("corral.credentials")
-
-PrincipalKind = Literal["key", "user", "config", "anonymous"]
-DEFAULT_SESSION_TTL_S = 7 * 86400.0
-MIN_PASSWORD_CHARS = 8
-# Longer presented values are refused before hashing: no key or token is that long.
-_MAX_PRESENTED_CHARS = 512
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller. ``models`` None means every model."""
-
-    name: str
-    kind: PrincipalKind
-    admin: bool = False
-    models: frozenset[str] | None = None
-
-    @classmethod
-    def anonymous(cls, *, admin: bool) -> Principal:
-        """The caller when auth is off (loopback without keys, or ``--insecure-no-auth``)."""
-        return cls(name="anonymous", kind="anonymous", admin=admin)
-
-    def allows_model(self, model: str) -> bool:
-        return self.models is None or model in self.models
-
-
-@dataclass(frozen=True)
-class ConfigKey:
-    """A key from the config file or environment, held only as its SHA-256."""
-
-    name: str
-    sha256: str
-    admin: bool = False
-    models: frozenset[str] | None = None
-
-    @classmethod
-    def from_plaintext(
-        cls, name: str, key: str, *, admin: bool = False, models: Iterable[str] | None = None
-    ) -> ConfigKey:
-        if len(key) < 16:
-            log.warning("config key %r is shorter than 16 characters and easy to guess", name)
-        return cls(name, token_hash(key), admin, _models(models))
-
-    @classmethod
-    def from_hash(
-        cls, name: str, sha256: str, *, admin: bool = False, models: Iterable[str] | None = None
-    ) -> ConfigKey:
-        digest = sha256.strip().lower().removeprefix("sha256:")
-        if not _SHA256_HEX.match(digest):
-            raise ValueError(f"config key {name!r}: expected 64 hex digits of SHA-256")
-        return cls(name, digest, admin, _models(models))
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    """What `corral keys list` shows: never the key or its hash."""
-
-    name: str
-    prefix: str
-    admin: bool
-    models: frozenset[str] | None
-    created_at: float
-    revoked_at: float | None
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    name: str
-    admin: bool
-    created_at: float
-
-
-@dataclass(frozen=True)
-class LoginSession:
-    token: str  # the bearer token; give it to the client, never log it
-    principal: Principal
-    expires_at: float
-
-
-class LoginRateLimited(Exception):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many failed logins; retry in {retry_after:.0f} s")
-        self.retry_after = retry_after
-
-
-def _models(models: Iterable[str] | None) -> frozenset[str] | None:
-    return None if models is None else frozenset(m.strip() for m in models if m.strip())
-
-
-def _check_name(name: str) -> None:
-    if not _NAME.match(name):
-        raise ValueError("names are 1-64 characters: letters, digits and . _ @ -")
-
-
-class LoginRateLimiter:
-    """Sliding-window count of failed logins per client IP and per user name.
-
-    An IP may fail more often than a user (several people behind one NAT); a user name is
-    limited from all IPs together, which stops a distributed guess at one account. Memory is
-    bounded: past ``max_tracked`` names and IPs the least recently failed is forgotten.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_per_user: int = 5,
-        max_per_ip: int = 20,
-        window_s: float = 900.0,
-        max_tracked: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._limits = {"user": max_per_user, "ip": max_per_ip}
-        self._window = window_s
-        self._max_tracked = max_tracked
-        self._clock = clock
-        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
-        self._lock = threading.Lock()  # login runs in worker threads
-
-    def _keys(self, ip: str | None, user: str) -> list[tuple[str, str]]:
-        keys = [("user", user.lower())]
-        if ip:
-            keys.append(("ip", ip))
-        return keys
-
-    def retry_after(self, ip: str | None, user: str) -> float:
-        """Seconds until a login attempt is allowed again; 0.0 when it is allowed now."""
-        now = self._clock()
-        wait = 0.0
-        with self._lock:
-            for key in self._keys(ip, user):
-                times = self._pruned(key, now)
-                if times is not None and len(times) >= self._limits[key[0]]:
-                    wait = max(wait, times[0] + self._window - now)
-        return wait
-
-    def failure(self, ip: str | None, user: str) -> None:
-        now = self._clock()
-        with self._lock:
-            for key in self._keys(ip, user):
-                times = self._pruned(key, now)
-                if times is None:
-                    times = self._failures[key] = deque()
-                times.append(now)
-                self._failures.move_to_end(key)
-            while len(self._failures) > self._max_tracked:
-                self._failures.popitem(last=False)
-
-    def success(self, ip: str | None, user: str) -> None:
-        # Only the user's count is cleared: one valid account must not reset an IP that is
-        # guessing at others.
-        with self._lock:
-            self._failures.pop(("user", user.lower()), None)
-
-    def _pruned(self, key: tuple[str, str], now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self._window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
 
 
 class Credentials:
@@ -251,7 +95,7 @@ class Credentials:
 
     def verify(self, presented: str | None) -> Principal | None:
         """The principal for a presented API key or session token, or None."""
-        if not presented or len(presented) > _MAX_PRESENTED_CHARS:
+        if not presented or len(presented) > MAX_PRESENTED_CHARS:
             return None
         presented = presented.strip()
         digest = token_hash(presented)
@@ -295,13 +139,13 @@ class Credentials:
         self, name: str, *, admin: bool = False, models: Iterable[str] | None = None
     ) -> str:
         """Store a new key and return its plaintext: the only time anyone sees it."""
-        _check_name(name)
+        check_name(name)
         if any(k.name == name for k in self._config_keys):
             raise ValueError(f"a key named {name!r} is already in the config")
         if self._rows("SELECT 1 FROM api_keys WHERE name = ? AND revoked_at IS NULL", [name]):
             raise ValueError(f"a key named {name!r} already exists")
         key = new_api_key()
-        allowed = _models(models)
+        allowed = model_set(models)
         self._store.db.execute(
             "INSERT INTO api_keys (name, key_hash, prefix, admin, models, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -347,8 +191,8 @@ class Credentials:
     # -- users -------------------------------------------------------------------------
 
     def add_user(self, name: str, password: str, *, admin: bool = False) -> None:
-        _check_name(name)
-        _check_password(password)
+        check_name(name)
+        check_password(password)
         if self._rows("SELECT 1 FROM users WHERE name = ?", [name]):
             raise ValueError(f"user {name!r} already exists")
         self._store.db.execute(
@@ -359,7 +203,7 @@ class Credentials:
 
     def set_password(self, name: str, password: str) -> bool:
         """Change a password and end that user's sessions; False when there is no such user."""
-        _check_password(password)
+        check_password(password)
         new_hash = self._passwords.hash(password)  # slow: before the transaction, not in it
         db = self._store.db
         with db.atomic():
@@ -449,8 +293,3 @@ class Credentials:
             "DELETE FROM sessions WHERE expires_at <= ?", [self._clock()]
         )
         return cursor.rowcount
-
-
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise ValueError(f"passwords need at least {MIN_PASSWORD_CHARS} characters")

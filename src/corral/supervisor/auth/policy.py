@@ -19,7 +19,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from corral.supervisor.appkeys import FACTS, PRINCIPAL, SECURITY
-from corral.supervisor.auth.credentials import ConfigKey, Credentials, LoginRateLimiter, Principal
+from corral.supervisor.auth.credentials import Credentials
+from corral.supervisor.auth.identity import ConfigKey, Principal
+from corral.supervisor.auth.login_limits import LoginRateLimiter
 from corral.supervisor.errors import Forbidden, Unauthorized
 from corral.supervisor.settings import Settings
 from corral.supervisor.store import Store

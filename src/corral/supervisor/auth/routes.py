@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from corral.supervisor.appkeys import CATALOG, CREDENTIALS, FACTS, PRINCIPAL, SECURITY, SETTINGS
-from corral.supervisor.auth.credentials import LoginRateLimited
+from corral.supervisor.auth.login_limits import LoginRateLimited
 from corral.supervisor.auth.policy import presented_secret
 from corral.supervisor.daemon.version import corral_version
 from corral.supervisor.errors import TooManyRequests, Unauthorized

@@ -28,7 +28,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Field
 from sqlite_utils import Database
 
-from corral.supervisor.auth.credentials import Principal
+from corral.supervisor.auth.identity import Principal
 from corral.supervisor.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from corral.supervisor.store import Store
 from corral.supervisor.streams.sessions import InvalidConversationId, validate_conversation_id
