@@ -13,14 +13,14 @@ from hypothesis.stateful import (
     rule,
 )
 
-from corral.supervisor.scheduling.scheduler import (
+from corral.supervisor.scheduling.scheduler import Scheduler
+from corral.supervisor.scheduling.types import (
     Admit,
     Effect,
     Limits,
     ModelSpec,
     Refused,
     Reject,
-    Scheduler,
     StartLoad,
     StopModel,
 )

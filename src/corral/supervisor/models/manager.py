@@ -29,7 +29,8 @@ from corral.supervisor.errors import (
     TooManyRequests,
 )
 from corral.supervisor.models.catalog import Catalog, ModelEntry
-from corral.supervisor.scheduling.scheduler import (
+from corral.supervisor.scheduling.scheduler import Scheduler
+from corral.supervisor.scheduling.types import (
     Admit,
     Effect,
     Limits,
@@ -37,7 +38,6 @@ from corral.supervisor.scheduling.scheduler import (
     ModelView,
     Refused,
     Reject,
-    Scheduler,
     StartLoad,
     StopModel,
 )

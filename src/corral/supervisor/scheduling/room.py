@@ -44,6 +44,23 @@ class ModelRecord:
         return (used if used is not None else 0.0, self.model_id)
 
 
+@dataclass(slots=True)
+class TicketRecord:
+    """A request the scheduler knows: queued, or admitted to its model."""
+
+    model_id: str
+    keep_alive: float | None
+    admitted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Waiter:
+    """A place in the load queue."""
+
+    model_id: str
+    ticket: str | None  # None: an admin preload, which no one waits on
+
+
 def fits(limits: Limits, model: ModelRecord, count: int, memory: int) -> bool:
     """Whether `model` fits beside `count` models holding `memory` bytes."""
     budget = limits.memory_budget

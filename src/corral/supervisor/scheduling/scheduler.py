@@ -28,31 +28,24 @@ The rules (issue 4):
   off exponentially and requests are refused with `crash_backoff` and a `retry_after`.
 
 The counting behind these rules (what fits, whom to evict, what never fits) lives in
-`scheduler_room.py`; this module decides when to ask and keeps the queue and the timers.
+`room.py`, the idle timers in `timers.py`; this module decides when to ask and keeps the queue.
 
-The actor's side of the contract:
-
-- After `StartLoad(m)`: report exactly one of `loaded`, `load_failed` or `exited` for it, unless
-  a `StopModel(m)` came first; then only `stopped` matters (late reports are ignored).
-- After `StopModel(m)`: report `stopped(m)` once the child is gone (`exited` on a stopping model
-  is taken as `stopped`).
-- After `Admit(t)`: call `finish(t)` or `abandon(t)` when the request ends. Tickets dropped by
-  `exited`, `stopped` or `unregister` fail in the actor; finishing them later is a no-op.
-- After every call: sleep until `next_deadline()` and then call `tick`.
+The actor's side of the contract, what it reports after each effect, is in `types.py`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from corral.supervisor.scheduling.room import (
     HOLDS_MEMORY,
     STAYS,
     ModelRecord,
+    TicketRecord,
+    Waiter,
     fits,
     load_refusal,
     room_for,
 )
+from corral.supervisor.scheduling.timers import due_stops, keep_alive_deadline
 from corral.supervisor.scheduling.types import (
     Admit,
     Effect,
@@ -67,35 +60,7 @@ from corral.supervisor.scheduling.types import (
     StopModel,
     StopReason,
 )
-
-__all__ = [
-    "Admit",
-    "Effect",
-    "Limits",
-    "ModelSpec",
-    "ModelView",
-    "Refused",
-    "Reject",
-    "RejectCode",
-    "Scheduler",
-    "StartLoad",
-    "State",
-    "StopModel",
-    "StopReason",
-]
-
-
-@dataclass(slots=True)
-class _Ticket:
-    model_id: str
-    keep_alive: float | None
-    admitted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Waiter:
-    model_id: str
-    ticket: str | None  # None: an admin preload, which no one waits on
+from corral.supervisor.scheduling.views import model_views
 
 
 class Scheduler:
@@ -104,8 +69,8 @@ class Scheduler:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self._models: dict[str, ModelRecord] = {}
-        self._tickets: dict[str, _Ticket] = {}
-        self._queue: list[_Waiter] = []
+        self._tickets: dict[str, TicketRecord] = {}
+        self._queue: list[Waiter] = []
 
     # -- registry ----------------------------------------------------------------------------
 
@@ -158,7 +123,7 @@ class Scheduler:
         if model is None:
             return [Reject(ticket, model_id, "unknown_model", f"no model named {model_id!r}")]
         if model.state == "loaded" and model.stop_when_idle is None:
-            self._tickets[ticket] = _Ticket(model_id, keep_alive)
+            self._tickets[ticket] = TicketRecord(model_id, keep_alive)
             return [self._admit(model, ticket, now)]
         if model.state not in STAYS and (
             refusal := load_refusal(self.limits, self._models.values(), model, now, admin=False)
@@ -167,8 +132,8 @@ class Scheduler:
         if sum(w.ticket is not None for w in self._queue) >= self.limits.max_queue:
             message = f"{self.limits.max_queue} requests are already waiting for a model"
             return [Reject(ticket, model_id, "queue_full", message)]
-        self._tickets[ticket] = _Ticket(model_id, keep_alive)
-        self._queue.append(_Waiter(model_id, ticket))
+        self._tickets[ticket] = TicketRecord(model_id, keep_alive)
+        self._queue.append(Waiter(model_id, ticket))
         return self._pump(now)
 
     def finish(self, ticket: str, now: float) -> list[Effect]:
@@ -269,8 +234,8 @@ class Scheduler:
         refusal = load_refusal(self.limits, self._models.values(), model, now, admin=True)
         if refusal is not None:
             raise Refused(refusal[0], refusal[1])
-        if _Waiter(model_id, None) not in self._queue:
-            self._queue.append(_Waiter(model_id, None))
+        if Waiter(model_id, None) not in self._queue:
+            self._queue.append(Waiter(model_id, None))
         return self._pump(now)
 
     def unload(self, model_id: str, now: float) -> list[Effect]:
@@ -282,7 +247,7 @@ class Scheduler:
         model = self._live(model_id)
         if model is None:
             raise Refused("unknown_model", f"no model named {model_id!r}")
-        self._queue = [w for w in self._queue if w != _Waiter(model_id, None)]
+        self._queue = [w for w in self._queue if w != Waiter(model_id, None)]
         effects: list[Effect] = []
         if model.state == "loading":
             effects.append(self._stop(model, "unload"))
@@ -301,29 +266,7 @@ class Scheduler:
         return min(deadlines, default=None)
 
     def snapshot(self) -> dict[str, ModelView]:
-        queued: dict[str, int] = {}
-        for waiter in self._queue:
-            if waiter.ticket is not None:
-                queued[waiter.model_id] = queued.get(waiter.model_id, 0) + 1
-        return {
-            m.model_id: ModelView(
-                model_id=m.model_id,
-                state=m.state,
-                in_flight=len(m.in_flight),
-                queued=queued.get(m.model_id, 0),
-                last_used=m.last_used,
-                loaded_since=m.loaded_since,
-                keep_alive_deadline=self._deadline(m),
-                failure=m.failure,
-                crash_count=m.crash_count,
-                footprint=m.spec.footprint,
-                pinned=m.spec.pinned,
-                backoff_until=m.backoff_until if m.state == "failed" else None,
-                stop_when_idle=m.stop_when_idle,
-            )
-            for m in self._models.values()
-            if not m.removed
-        }
+        return model_views(self.limits, self._models, [w.model_id for w in self._queue if w.ticket])
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -342,7 +285,7 @@ class Scheduler:
 
     def _admit_waiters(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
-        remaining: list[_Waiter] = []
+        remaining: list[Waiter] = []
         for waiter in self._queue:
             model = self._models[waiter.model_id]
             if model.state != "loaded" or model.stop_when_idle is not None:
@@ -399,37 +342,10 @@ class Scheduler:
         return effects
 
     def _settle(self, now: float) -> list[Effect]:
-        """Start idle timers, stop expired or admin-unloaded models, reset crash streaks."""
-        effects: list[Effect] = []
-        for model in self._models.values():
-            if model.state != "loaded":
-                continue
-            since = model.loaded_since
-            if since is not None and now - since > self.limits.crash_window:
-                model.crash_count = 0
-            if model.in_flight:
-                continue
-            if model.stop_when_idle is not None:
-                effects.append(self._stop(model, model.stop_when_idle))
-            else:  # idle: the admit pass has just served any waiters of a loaded model
-                if model.idle_since is None:
-                    model.idle_since = now
-                deadline = self._deadline(model)
-                if deadline is not None and deadline <= now:
-                    effects.append(self._stop(model, "keep_alive"))
-        return effects
+        return [self._stop(m, reason) for m, reason in due_stops(self.limits, self._models, now)]
 
     def _deadline(self, model: ModelRecord) -> float | None:
-        if model.state != "loaded" or model.in_flight or model.idle_since is None:
-            return None
-        if model.spec.pinned or model.stop_when_idle is not None:
-            return None
-        keep_alive = model.idle_keep_alive
-        if keep_alive is None:
-            keep_alive = model.spec.keep_alive
-        if keep_alive is None:
-            keep_alive = self.limits.default_keep_alive
-        return None if keep_alive < 0 else model.idle_since + keep_alive
+        return keep_alive_deadline(self.limits, model)
 
     def _admit(self, model: ModelRecord, ticket: str, now: float) -> Admit:
         self._tickets[ticket].admitted = True

@@ -1,4 +1,15 @@
-"""The scheduler's vocabulary: limits, model specs, effects and views (all immutable)."""
+"""The scheduler's vocabulary: limits, model specs, effects and views (all immutable).
+
+The actor's side of the contract:
+
+- After `StartLoad(m)`: report exactly one of `loaded`, `load_failed` or `exited` for it, unless
+  a `StopModel(m)` came first; then only `stopped` matters (late reports are ignored).
+- After `StopModel(m)`: report `stopped(m)` once the child is gone (`exited` on a stopping model
+  is taken as `stopped`).
+- After `Admit(t)`: call `finish(t)` or `abandon(t)` when the request ends. Tickets dropped by
+  `exited`, `stopped` or `unregister` fail in the actor; finishing them later is a no-op.
+- After every call: sleep until `next_deadline()` and then call `tick`.
+"""
 
 from __future__ import annotations
 
