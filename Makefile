@@ -5,7 +5,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS := llama,demo,dev
-STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(EXTRAS)) | sha256sum | cut -c1-12)
+# llama-cpp-python compiles from source with -march=native, but without AMX: the VMs we run on
+# advertise AMX in cpuid and then fault on its tile instructions (SIGILL in
+# ggml_backend_amx_mul_mat on the first Q4_K matmul). The wheel is built once per pin and flags
+# into a cache outside the clone, so CI runs and every checkout on the machine reuse it.
+# A GPU build: `make install LLAMA_FLAGS= LLAMA_CMAKE_ARGS=-DGGML_CUDA=on`.
+LLAMA_PIN := $(shell grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
+LLAMA_FLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS ?=
+WHEEL_CACHE ?= $(HOME)/.cache/corral/wheels
+LLAMA_WHEELS := $(WHEEL_CACHE)/llama-$(shell echo '$(LLAMA_PIN) $(LLAMA_FLAGS) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(EXTRAS) $(LLAMA_WHEELS)) | sha256sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= .data
@@ -19,9 +29,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 
-# llama-cpp-python compiles from source the first time; pip caches the wheel after that.
-$(STAMP): pyproject.toml | $(PY)
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -e '.[$(EXTRAS)]'
+$(LLAMA_WHEELS)/.built: | $(PY)
+	CFLAGS='$(LLAMA_FLAGS)' CXXFLAGS='$(LLAMA_FLAGS)' CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' \
+		CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip wheel --no-deps --no-cache-dir \
+		--no-binary llama-cpp-python -w $(LLAMA_WHEELS) '$(LLAMA_PIN)'
+	touch $@
+
+$(STAMP): pyproject.toml $(LLAMA_WHEELS)/.built | $(PY)
+	$(PY) -m pip install --no-deps --force-reinstall $(LLAMA_WHEELS)/llama_cpp_python-*.whl
+	$(PY) -m pip install --find-links $(LLAMA_WHEELS) -e '.[$(EXTRAS)]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from corral.supervisor.errors import ModelNotFound
 from corral.supervisor.models.catalog import Catalog
 from corral.supervisor.models.manager import ModelManager
 from corral.supervisor.settings import load_settings
@@ -31,3 +33,77 @@ async def test_the_actor_stops_when_cancelled_as_a_command_arrives(
     done, _ = await asyncio.wait({actor}, timeout=5)
     assert done == {actor}, "the actor did not end after cancel"
     assert actor.cancelled()
+
+
+def _fake_settings(tmp_path: Path, reply_tokens: int) -> Path:
+    config = tmp_path / "corral.toml"
+    config.write_text(
+        f'[models.m]\nbackend = "fake"\nargs = ["--reply-tokens", "{reply_tokens}"]\n'
+    )
+    return config
+
+
+class _Holder:
+    interrupted = False
+
+    async def interrupt(self) -> None:
+        self.interrupted = True
+
+
+async def test_a_lease_holds_the_model_and_gives_it_back(tmp_path: Path) -> None:
+    settings = load_settings(_fake_settings(tmp_path, 3), data_dir=tmp_path, demo_model=False)
+    manager = ModelManager(Catalog(settings), settings)
+    actor = asyncio.create_task(manager.run())
+    holder = _Holder()
+    try:
+        async with manager.lease("m", holder=holder) as lease:
+            assert lease.model_id == "m"
+            assert manager.status("m").state == "loaded"
+            assert manager.status("m").in_flight == 1
+            assert manager.drain.running == 1
+            assert await manager.drain.drain(0) == 1  # shutdown interrupts what still runs
+            assert holder.interrupted
+        await _until(lambda: manager.status("m").in_flight == 0)
+        assert manager.drain.running == 0
+    finally:
+        await manager.close()
+        actor.cancel()
+
+
+async def test_a_lease_runs_the_preset_the_catalog_has_now(tmp_path: Path) -> None:
+    """The manager reads the entry itself: a request resolved before a reload cannot bring
+    back the old preset."""
+    config = _fake_settings(tmp_path, 3)
+    settings = load_settings(config, data_dir=tmp_path, demo_model=False)
+    catalog = Catalog(settings)
+    manager = ModelManager(catalog, settings)
+    actor = asyncio.create_task(manager.run())
+    try:
+        stale = catalog.resolve("m")  # resolved by a request...
+        config.write_text(config.read_text().replace('"3"', '"5"'))  # ...then a reload
+        catalog.reconfigure(load_settings(config, data_dir=tmp_path, demo_model=False))
+        async with manager.lease(stale.id) as lease:
+            assert lease.child.command.argv[-2:] == ["--reply-tokens", "5"]
+    finally:
+        await manager.close()
+        actor.cancel()
+
+
+async def test_a_lease_of_an_unknown_model_is_refused(tmp_path: Path) -> None:
+    settings = load_settings(_fake_settings(tmp_path, 3), data_dir=tmp_path, demo_model=False)
+    manager = ModelManager(Catalog(settings), settings)
+    actor = asyncio.create_task(manager.run())
+    try:
+        with pytest.raises(ModelNotFound):
+            async with manager.lease("nope"):
+                pass
+        assert manager.status("nope").state == "unloaded"
+    finally:
+        await manager.close()
+        actor.cancel()
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)

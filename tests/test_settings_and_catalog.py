@@ -95,8 +95,9 @@ def test_footprint_is_sized_from_the_gguf_header(tmp_path: Path) -> None:
     assert catalog.footprint(catalog.resolve("tiny")) == expected
     # an unreadable header costs the fallback figure, and no error
     assert catalog.footprint(catalog.resolve("junk")) == 4 + 1024 * FALLBACK_KV_BYTES_PER_TOKEN
-    # a replaced file is read again
+    # a replaced file is read again once the shelf is rescanned
     tiny.write_bytes(b"GGUF nope")
+    catalog.refresh()
     assert catalog.footprint(catalog.resolve("tiny")) == 9 + 1024 * FALLBACK_KV_BYTES_PER_TOKEN
 
 
@@ -109,3 +110,22 @@ def test_demo_footprint_is_known_before_it_is_assembled(tmp_path: Path) -> None:
     assert demo.path is None
     # Qwen2.5-0.5B: 24 layers x 2 KV heads x (64 + 64) f16 = 12 KiB a token; 151,936 tokens
     assert catalog.footprint(demo) == DEMO_SIZE + 4096 * 12288 + 151936 * BATCH_TOKENS * 4
+
+
+def test_the_shelf_is_cached_between_scans(tmp_path: Path) -> None:
+    """No disk walk per request: a file copied in by hand shows after the rescan interval or a
+    refresh (Corral's own downloads and deletes refresh at once)."""
+    models = tmp_path / "models"
+    models.mkdir()
+    write_tiny_gguf(models / "one.gguf")
+    settings = load_settings(None, data_dir=tmp_path / "data", models_dir=models, demo_model=False)
+    catalog = Catalog(settings)
+    catalog.rescan_interval = 3600.0
+    assert set(catalog.entries()) == {"one"}
+    write_tiny_gguf(models / "two.gguf")
+    assert set(catalog.entries()) == {"one"}  # served from the cache
+    catalog.refresh()
+    assert set(catalog.entries()) == {"one", "two"}
+    catalog.rescan_interval = 0.0
+    (models / "one.gguf").unlink()
+    assert set(catalog.entries()) == {"two"}  # the interval passed: scanned again

@@ -42,6 +42,8 @@ from corral.protocol.messages import (
 from corral.supervisor.daemon.sdnotify import CHILD_ENV_DROP
 from corral.supervisor.errors import BadGateway
 
+# How long an exited child's stderr may take to reach EOF before its exit is reported.
+STDERR_DRAIN_S = 2.0
 log = logging.getLogger("corral.child")
 T = TypeVar("T")
 
@@ -122,6 +124,7 @@ class ChildProcess:
         self._hello: asyncio.Future[Hello] | None = None
         self._ready: asyncio.Future[Ready] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._logs: asyncio.Task[None] | None = None
         self._stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._exited = asyncio.Event()
         self._stopping = False
@@ -166,9 +169,10 @@ class ChildProcess:
             env=env,
             start_new_session=True,  # a terminal's Ctrl-C reaches us, and we stop children in order
         )
+        self._logs = asyncio.create_task(self._read_logs(), name=f"child-err:{self.command.label}")
         self._tasks = [
             asyncio.create_task(self._read_frames(), name=f"child-out:{self.command.label}"),
-            asyncio.create_task(self._read_logs(), name=f"child-err:{self.command.label}"),
+            self._logs,
         ]
         hello = await self._within(self._hello, hello_timeout)
         if hello.protocol_version != PROTOCOL_VERSION:
@@ -275,7 +279,12 @@ class ChildProcess:
                 except ProtocolError as exc:
                     self._protocol_error(exc)
         returncode = await self._proc.wait()
-        await asyncio.sleep(0)  # let the stderr task read the last lines
+        # The exit message quotes the last stderr lines: wait for the log reader to reach EOF,
+        # bounded, since a grandchild that inherited stderr can keep it open.
+        if self._logs is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STDERR_DRAIN_S):
+                    await asyncio.shield(self._logs)
         self.exit = ChildExit(self.command.label, returncode, tuple(self._stderr_tail))
         self._exited.set()
         failure = ChildFailed(self._exit_message())

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
-from corral.supervisor.appkeys import CONVERSATIONS, PRINCIPAL, STORE
+from corral.supervisor.appkeys import CONVERSATIONS, PRINCIPAL
 from corral.supervisor.conversations.store import (
     ConversationPatch,
-    Conversations,
-    Limits,
     NewConversation,
     owner_for,
 )
@@ -48,14 +44,7 @@ async def delete_conversation(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def setup(app: web.Application, limits: Limits | None = None) -> None:
-    """Add the routes; the service is built at start-up, after the store is open."""
-
-    async def service(app: web.Application) -> AsyncIterator[None]:
-        app[CONVERSATIONS] = Conversations(app[STORE], limits)
-        yield
-
-    app.cleanup_ctx.append(service)
+def setup(app: web.Application) -> None:
     app.router.add_get("/api/conversations", list_conversations)
     app.router.add_post("/api/conversations", create_conversation)
     app.router.add_get("/api/conversations/{cid}", get_conversation)

@@ -128,7 +128,7 @@ async def serve(settings: Settings, reload_settings: Callable[[], Settings] | No
     notifier.stopping()
     log.info("shutting down: draining requests for up to %.0f s", settings.shutdown_grace)
     await site.stop()  # stop accepting; open connections carry on
-    interrupted = await app[MANAGER].drain(settings.shutdown_grace)
+    interrupted = await app[MANAGER].drain.drain(settings.shutdown_grace)
     if interrupted:
         log.warning("grace period over: %d generations were cut short", interrupted)
     # Handlers are finishing now; then the cleanup contexts finalise streams, stop children.

@@ -1,4 +1,4 @@
-"""``/admin/server``: what the supervisor and its children are doing, for the dashboard."""
+"""``/health`` for probes, and ``/admin/server``: what the supervisor and its children are doing."""
 
 from __future__ import annotations
 
@@ -25,6 +25,18 @@ def _process_usage(pid: int | None) -> tuple[int | None, float | None]:
             return proc.memory_info().rss, round(100 * (times.user + times.system) / age, 1)
     except psutil.Error:
         return None, None
+
+
+async def health(request: web.Request) -> web.Response:
+    views = request.app[MANAGER].views.values()
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": corral_version(),
+            "uptime_s": round(time.monotonic() - request.app[STARTED_AT], 3),
+            "models_loaded": sum(1 for v in views if v.state == "loaded"),
+        }
+    )
 
 
 async def server_info(request: web.Request) -> web.Response:
@@ -57,4 +69,5 @@ async def server_info(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    app.router.add_get("/health", health)
     app.router.add_get("/admin/server", server_info)

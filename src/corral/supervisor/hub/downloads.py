@@ -19,7 +19,7 @@ import logging
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from corral.protocol.hub_names import (
     HubNameError,
@@ -70,6 +70,7 @@ class DownloadManager:
         self._children: dict[str, ChildProcess] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelling: set[str] = set()
+        self._deleting: set[str] = set()  # repos whose files are being deleted
         self._closing = False
         self.events: Broadcast[Job] = Broadcast()
 
@@ -91,6 +92,22 @@ class DownloadManager:
 
     def busy(self, repo: str) -> bool:
         return any(job.active and job.repo == repo for job in self._jobs.values())
+
+    @contextlib.contextmanager
+    def deleting(self, repo: str) -> Iterator[None]:
+        """Hold off pulls of ``repo`` while its files are deleted. Checked and taken in one
+        step, so a pull cannot be admitted into the folder between the check and the delete."""
+        if self.busy(repo) or repo in self._deleting:
+            raise Conflict(
+                f"a download of {repo} is running; cancel it first",
+                param="model",
+                code="download_in_progress",
+            )
+        self._deleting.add(repo)
+        try:
+            yield
+        finally:
+            self._deleting.discard(repo)
 
     def downloading(self) -> dict[str, Downloading]:
         """Models that active jobs are fetching, with the fraction done (None while unknown)."""
@@ -168,6 +185,12 @@ class DownloadManager:
     def _admit(
         self, plan: Plan, revision: str | None, include: tuple[str, ...], job: Job | None
     ) -> Job:
+        if plan.repo in self._deleting:
+            raise Conflict(
+                f"{plan.repo} is being deleted; pull it again once that is done",
+                param="repo",
+                code="delete_in_progress",
+            )
         names = tuple(f.name for f in plan.files)
         for other in self._jobs.values():
             if not other.active or other.repo != plan.repo:

@@ -2,7 +2,7 @@
 
 Model ids are the GGUF's path relative to the models directory without ``.gguf`` (so
 ``llama/tiny.gguf`` is ``llama/tiny``), ``hf.co/<org>/<name>:<file without .gguf>`` for GGUF
-files downloaded from a hub (supervisor/hub_cache.py), or a preset's name. Nothing outside the
+files downloaded from a hub (`hub/cache.py`), or a preset's name. Nothing outside the
 models directory and the hub cache can be named: ``..``, absolute paths and symlinks that leave
 them are refused.
 """
@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
@@ -37,6 +38,9 @@ DEFAULT_ALIASES = frozenset({"", "default"})
 # The KV-cache cost per context token when a model's header does not say (no file yet, a
 # fake model, an architecture without attention numbers): an upper-ish figure for small models.
 FALLBACK_KV_BYTES_PER_TOKEN = 32 << 10
+# How stale the cached shelf may get for files copied in by hand (Corral's own changes refresh
+# it at once).
+RESCAN_INTERVAL_S = 2.0
 UNKNOWN_SHAPE = MemoryShape(kv_bytes_per_token=None, vocab_size=None)
 
 Source = Literal["file", "hub", "preset", "demo"]
@@ -93,17 +97,38 @@ class Catalog:
         self.hub = HubCache(hub_cache_dir(settings.data_dir))
         self._demo_dir = settings.data_dir / "demo"
         self._shapes: dict[Path, tuple[tuple[int, int], MemoryShape]] = {}
+        self._entries: dict[str, ModelEntry] | None = None
+        self._scanned_at = 0.0
+        self.rescan_interval = RESCAN_INTERVAL_S
 
     def reconfigure(self, settings: Settings) -> None:
         """New presets and defaults (SIGHUP); the directories stay as they were at start."""
         self._settings = settings
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Forget the cached shelf: the next read scans the disk again. Called after Corral
+        changes the shelf itself (a download finished, a delete, a reload)."""
+        self._entries = None
 
     @property
     def default_model(self) -> str:
         return self._settings.default_model
 
     def entries(self) -> dict[str, ModelEntry]:
-        """Every known model, rescanned from disk (cheap: a directory walk)."""
+        """Every known model. Cached: the disk is walked again after `refresh()` or, for files
+        that someone copies into the models directory by hand, once ``rescan_interval`` has
+        passed, so a busy server walks it at most that often instead of on every request."""
+        now = time.monotonic()
+        if self._entries is None or now - self._scanned_at >= self.rescan_interval:
+            self._entries = self._scan()
+            self._scanned_at = now
+        return self._entries
+
+    def get(self, model_id: str) -> ModelEntry | None:
+        return self.entries().get(model_id)
+
+    def _scan(self) -> dict[str, ModelEntry]:
         found: dict[str, ModelEntry] = {}
         if self.models_dir.is_dir():
             for file in sorted(self.models_dir.rglob("*.gguf")):

@@ -17,7 +17,7 @@ from corral.protocol.messages import Delta, Done, Error, Generate, Started
 from corral.supervisor.child_process import ChildFailed, RequestEvent, RequestHandle
 from corral.supervisor.errors import BadGateway, BadRequest, CorralError
 from corral.supervisor.models.catalog import ModelEntry
-from corral.supervisor.models.manager import Lease, ModelManager
+from corral.supervisor.models.manager import ModelManager
 
 _CLIENT_ERRORS = {"context_length_exceeded", "invalid_messages", "invalid_request"}
 
@@ -40,7 +40,7 @@ class Generation:
     first_token_at: float | None = None
     finished_at: float | None = None
     done: Done | None = None
-    _lease: Lease | None = None
+    _lease: contextlib.AsyncExitStack | None = None
     _handle: RequestHandle | None = None
 
     @property
@@ -49,9 +49,11 @@ class Generation:
 
     async def start(self) -> None:
         try:
-            self._lease = await self.manager.acquire(self.entry, self.keep_alive)
-            self.manager.track(self)
-            self._handle = await self._lease.child.open_request(self.request)
+            self._lease = contextlib.AsyncExitStack()
+            lease = await self._lease.enter_async_context(
+                self.manager.lease(self.entry.id, self.keep_alive, holder=self)
+            )
+            self._handle = await lease.child.open_request(self.request)
             event = await self._handle.next_event()
             if not isinstance(event, Started):
                 raise self._failure(event)
@@ -103,8 +105,7 @@ class Generation:
         handle, self._handle = self._handle, None
         lease, self._lease = self._lease, None
         if lease is not None:
-            self.manager.untrack(self)
-            self.manager.release(lease)
+            await lease.aclose()  # gives the model back before its first await
         if handle is not None and not handle.finished:
             with contextlib.suppress(ChildFailed):
                 await handle.cancel()

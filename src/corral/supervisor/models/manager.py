@@ -12,28 +12,30 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import psutil
+from typing import Any
 
 from corral.supervisor.broadcast import Broadcast
 from corral.supervisor.child_process import ChildExit, ChildFailed, ChildProcess
 from corral.supervisor.errors import (
-    BadGateway,
     Conflict,
     CorralError,
     ModelNotFound,
     ServiceUnavailable,
-    TooManyRequests,
 )
 from corral.supervisor.models.catalog import Catalog, ModelEntry
+from corral.supervisor.models.drain import Drain, Interruptible
+from corral.supervisor.models.limits import (
+    default_memory_budget,
+    rejection_error,
+    scheduler_limits,
+)
+from corral.supervisor.models.status import ModelStatus
 from corral.supervisor.scheduling.scheduler import Scheduler
 from corral.supervisor.scheduling.types import (
     Admit,
     Effect,
-    Limits,
     ModelSpec,
     ModelView,
     Refused,
@@ -49,10 +51,6 @@ Command = Callable[[float], list[Effect]]
 _RUNNING = frozenset({"loading", "loaded", "stopping"})
 
 
-class Interruptible(Protocol):
-    async def interrupt(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class Lease:
     """An admitted request's hold on a loaded model; release it when the request ends."""
@@ -62,18 +60,6 @@ class Lease:
     child: ChildProcess
 
 
-@dataclass(frozen=True)
-class ModelStatus:
-    """What the API shows of a model: the scheduler's view plus the child's details."""
-
-    view: ModelView
-    progress: float | None
-    pid: int | None
-    wall_loaded_since: float | None
-    wall_last_used: float | None
-    restarts: int
-
-
 @dataclass
 class _ModelRuntime:
     child: ChildProcess | None = None
@@ -81,39 +67,6 @@ class _ModelRuntime:
     wall_loaded_since: float | None = None
     wall_last_used: float | None = None
     restarts: int = 0
-
-
-def default_memory_budget(settings: Settings) -> int:
-    """A share of the RAM available now. Measured once, at start: measured again later, the
-    models already loaded would shrink it."""
-    return int(psutil.virtual_memory().available * settings.memory_budget_share)
-
-
-def _limits(settings: Settings, default_budget: int) -> Limits:
-    budget = settings.memory_budget if settings.memory_budget is not None else default_budget
-    return Limits(
-        max_loaded=settings.max_loaded_models,
-        memory_budget=budget,
-        max_queue=settings.max_queue,
-        default_keep_alive=settings.keep_alive,
-    )
-
-
-def _reject_error(effect: Reject) -> CorralError:
-    headers = {}
-    if effect.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(effect.retry_after)))
-    match effect.code:
-        case "queue_full":
-            return TooManyRequests(effect.message, code="queue_full", headers=headers)
-        case "unknown_model":
-            return ModelNotFound(effect.message, param="model")
-        case "load_failed":
-            return BadGateway(effect.message, code="model_load_failed")
-        case "never_fits":
-            return ServiceUnavailable(effect.message, code="insufficient_memory")
-        case _:
-            return ServiceUnavailable(effect.message, code=effect.code, headers=headers)
 
 
 @dataclass
@@ -130,14 +83,14 @@ class ModelManager:
     _runtime: dict[str, _ModelRuntime] = field(default_factory=dict, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _tickets: itertools.count[int] = field(default_factory=itertools.count, init=False)
-    _generations: set[Interruptible] = field(default_factory=set, init=False)
-    _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    drain: Drain = field(default_factory=Drain, init=False)
+    """The generations running over HTTP, for the shutdown drain."""
     changes: Broadcast[str] = field(default_factory=Broadcast, init=False)
     """Ids of models whose view or load progress changed (or that were forgotten)."""
 
     def __post_init__(self) -> None:
         self._default_budget = default_memory_budget(self.settings)
-        self._scheduler = Scheduler(_limits(self.settings, self._default_budget))
+        self._scheduler = Scheduler(scheduler_limits(self.settings, self._default_budget))
 
     def reconfigure(self, settings: Settings) -> None:
         """Apply reloaded settings: new limits, and unload models whose settings changed.
@@ -148,7 +101,7 @@ class ModelManager:
         entries = self.catalog.entries()
 
         def command(now: float) -> list[Effect]:
-            self._scheduler.limits = _limits(settings, self._default_budget)
+            self._scheduler.limits = scheduler_limits(settings, self._default_budget)
             effects: list[Effect] = []
             for model_id, old in list(self._entries.items()):
                 new = entries.get(model_id)
@@ -164,12 +117,38 @@ class ModelManager:
 
     # --- public API (any task) ------------------------------------------------------------
 
-    async def acquire(self, entry: ModelEntry, keep_alive: float | None = None) -> Lease:
-        """Wait until ``entry`` is loaded and admits this request (loading it on demand)."""
+    @contextlib.asynccontextmanager
+    async def lease(
+        self,
+        model_id: str,
+        keep_alive: float | None = None,
+        *,
+        holder: Interruptible | None = None,
+    ) -> AsyncIterator[Lease]:
+        """Hold ``model_id`` loaded for one request: wait until it is loaded and admits the
+        request (loading it on demand), and give it back when the block ends. ``holder`` is
+        the generation the shutdown drain may interrupt meanwhile.
+
+        The model's current catalog entry is read inside the actor, so a request resolved just
+        before a reload runs with the new preset, never re-registering the old one.
+        """
+        lease = await self._acquire(model_id, keep_alive)
+        if holder is not None:
+            self.drain.track(holder)
+        try:
+            yield lease
+        finally:
+            # No await here: a cancelled request still gives its model back.
+            if holder is not None:
+                self.drain.untrack(holder)
+            self._runtime.setdefault(model_id, _ModelRuntime()).wall_last_used = time.time()
+            self._post(lambda now: self._scheduler.finish(lease.ticket, now))
+
+    async def _acquire(self, model_id: str, keep_alive: float | None) -> Lease:
         ticket = f"t{next(self._tickets)}"
         future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
         self._waiters[ticket] = future
-        self._post(lambda now: self._submit(entry, ticket, now, keep_alive))
+        self._post(lambda now: self._submit(model_id, ticket, now, keep_alive))
         try:
             return await future
         except asyncio.CancelledError:
@@ -179,16 +158,15 @@ class ModelManager:
         finally:
             self._waiters.pop(ticket, None)
 
-    def release(self, lease: Lease) -> None:
-        self._runtime.setdefault(lease.model_id, _ModelRuntime()).wall_last_used = time.time()
-        self._post(lambda now: self._scheduler.finish(lease.ticket, now))
-
-    async def load(self, entry: ModelEntry) -> None:
-        """Start loading ``entry`` (without waiting for it); refusals are raised."""
+    async def load(self, model_id: str) -> None:
+        """Start loading ``model_id`` (without waiting for it); refusals are raised."""
 
         def command(now: float) -> list[Effect]:
+            entry = self.catalog.get(model_id)
+            if entry is None:
+                raise ModelNotFound(f"the model '{model_id}' does not exist", param="model")
             self._register(entry)
-            return self._scheduler.load(entry.id, now)
+            return self._scheduler.load(model_id, now)
 
         await self._ask(command)
 
@@ -219,44 +197,21 @@ class ModelManager:
 
         await self._ask(command)
 
-    def status(self, model_id: str) -> ModelStatus | None:
+    def status(self, model_id: str) -> ModelStatus:
         view = self.views.get(model_id)
         if view is None:
-            return None
+            return ModelStatus.never_ran(model_id)
         rt = self._runtime.get(model_id, _ModelRuntime())
         child = rt.child
-        return ModelStatus(
-            view=view,
-            progress=rt.progress if view.state == "loading" else None,
+        return ModelStatus.of(
+            view,
+            monotonic_now=self.clock(),
+            progress=rt.progress,
             pid=child.pid if child is not None and child.alive else None,
-            wall_loaded_since=rt.wall_loaded_since if view.state == "loaded" else None,
-            wall_last_used=rt.wall_last_used,
+            loaded_since=rt.wall_loaded_since,
+            last_used=rt.wall_last_used,
             restarts=rt.restarts,
         )
-
-    def track(self, generation: Interruptible) -> None:
-        self._generations.add(generation)
-        self._idle.clear()
-
-    def untrack(self, generation: Interruptible) -> None:
-        self._generations.discard(generation)
-        if not self._generations:
-            self._idle.set()
-
-    async def drain(self, grace: float) -> int:
-        """Let running generations finish for up to ``grace`` seconds, then interrupt the rest.
-
-        An interrupted generation is cancelled in its child and ends like a finished one
-        (a final chunk and ``[DONE]``), so no client sees a cut connection. Returns how many
-        were interrupted.
-        """
-        if self._generations:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace):
-                    await self._idle.wait()
-        left = list(self._generations)
-        await asyncio.gather(*(g.interrupt() for g in left), return_exceptions=True)
-        return len(left)
 
     def restart_counts(self) -> dict[str, int]:
         return {m: rt.restarts for m, rt in self._runtime.items() if rt.restarts}
@@ -277,7 +232,7 @@ class ModelManager:
             try:
                 effects = command(now)
             except Refused as exc:
-                done.set_exception(_reject_error(Reject("", "", exc.code, exc.message)))
+                done.set_exception(rejection_error(Reject("", "", exc.code, exc.message)))
                 return []
             except CorralError as exc:
                 done.set_exception(exc)
@@ -339,12 +294,15 @@ class ModelManager:
         )
 
     def _submit(
-        self, entry: ModelEntry, ticket: str, now: float, keep_alive: float | None
+        self, model_id: str, ticket: str, now: float, keep_alive: float | None
     ) -> list[Effect]:
         if ticket not in self._waiters:  # cancelled before the actor saw it
             return []
-        self._register(entry)
-        return self._scheduler.submit(ticket, entry.id, now, keep_alive)
+        entry = self.catalog.get(model_id)
+        if entry is not None:
+            self._register(entry)
+        # An id the catalog no longer knows is refused by the scheduler as unknown_model.
+        return self._scheduler.submit(ticket, model_id, now, keep_alive)
 
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -353,7 +311,7 @@ class ModelManager:
             elif isinstance(effect, Reject):
                 future = self._waiters.get(effect.ticket)
                 if future is not None and not future.done():
-                    future.set_exception(_reject_error(effect))
+                    future.set_exception(rejection_error(effect))
             elif isinstance(effect, StartLoad):
                 self._spawn(self._load(effect.model_id))
             elif isinstance(effect, StopModel):

@@ -14,10 +14,9 @@ Auth is the app's middleware's business (admin key, or loopback while no keys ex
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from corral.supervisor.appkeys import CATALOG, DOWNLOADS, MANAGER, SETTINGS, SHUTTING_DOWN
 from corral.supervisor.http.sse import send_sse
-from corral.supervisor.hub.downloads import DownloadManager
 from corral.supervisor.models.events import Event, event_stream
 from corral.supervisor.models.shelf import ModelAdmin
 from corral.supervisor.openai.schemas import parse_body
@@ -123,21 +121,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     return await send_sse(request, _encoded(stream))
 
 
-async def _downloads(app: web.Application) -> AsyncIterator[None]:
-    app[DOWNLOADS] = DownloadManager(app[SETTINGS].current)
-    app[SHUTTING_DOWN] = asyncio.Event()
-    yield
-    await app[DOWNLOADS].close()
-
-
-async def _stop_event_streams(app: web.Application) -> None:
-    if SHUTTING_DOWN in app:
-        app[SHUTTING_DOWN].set()
-
-
 def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_downloads)
-    app.on_shutdown.append(_stop_event_streams)  # before the server waits for open handlers
     app.router.add_get("/admin/models", list_models)
     app.router.add_post("/admin/models/pull", pull)
     app.router.add_post("/admin/models/cancel", cancel)

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from corral.supervisor.errors import BadRequest, Conflict, Forbidden, ModelNotFound
+from corral.supervisor.errors import BadRequest, Forbidden, ModelNotFound
 from corral.supervisor.hub.downloads import DownloadManager
 from corral.supervisor.hub.jobs import Downloading
 from corral.supervisor.models.catalog import Catalog, ModelEntry
 from corral.supervisor.models.manager import ModelManager
 
 log = logging.getLogger("corral.admin")
-
-_STATE_NAMES = {"stopping": "unloading"}
 
 
 def _rss(pid: int | None) -> int | None:
@@ -91,7 +88,7 @@ class ModelAdmin:
         entry = self.entry(model_id)
         if entry.preset.backend != "fake" and entry.source != "demo":
             await self.catalog.command(entry)  # a missing file is a 404 now, not a failed load
-        await self.manager.load(entry)
+        await self.manager.load(entry.id)
         return self._item(entry)
 
     async def unload(self, model_id: str) -> dict[str, Any]:
@@ -110,18 +107,14 @@ class ModelAdmin:
             )
         if entry.repo is not None and entry.file is not None:
             repo, file = entry.repo, entry.file
-            if self.downloads.busy(repo):
-                raise Conflict(
-                    f"a download of {repo} is running; cancel it first",
-                    param="model",
-                    code="download_in_progress",
-                )
-            await self.manager.forget(entry.id, force=force)
-            freed = await asyncio.to_thread(self.catalog.hub.delete, repo, file)
+            with self.downloads.deleting(repo):
+                await self.manager.forget(entry.id, force=force)
+                freed = await asyncio.to_thread(self.catalog.hub.delete, repo, file)
         else:
             path = self._deletable_file(entry)
             await self.manager.forget(entry.id, force=force)
             freed = await asyncio.to_thread(_unlink, path)
+        self.catalog.refresh()
         log.info("deleted %s (%d bytes freed)", entry.id, freed)
         self.manager.changes.publish(entry.id)  # a model that never ran has no view to change
         remaining = entry.source == "preset"
@@ -145,18 +138,11 @@ class ModelAdmin:
         return path
 
     def _item(self, entry: ModelEntry) -> dict[str, Any]:
-        manager = self.manager
-        status = manager.status(entry.id)
-        view = status.view if status is not None else None
+        status = self.manager.status(entry.id)
         downloading = self.downloads.downloading().get(entry.id)
-        state = _STATE_NAMES.get(view.state, view.state) if view is not None else "unloaded"
-        deadline = None
-        if view is not None and view.keep_alive_deadline is not None:
-            deadline = time.time() + (view.keep_alive_deadline - manager.clock())
-        progress = status.progress if status is not None else None
+        state, progress = status.state, status.progress
         if downloading is not None and state == "unloaded":
             state, progress = "downloading", downloading.progress
-        pid = status.pid if status is not None else None
         return {
             "id": entry.id,
             "state": state,
@@ -165,18 +151,18 @@ class ModelAdmin:
             "source": _source(entry, self.catalog.models_dir),
             "repo": entry.repo,
             "file": entry.file,
-            "loaded_since": status.wall_loaded_since if status is not None else None,
-            "last_used": status.wall_last_used if status is not None else None,
-            "pid": pid,
-            "memory_bytes": _rss(pid),
+            "loaded_since": status.loaded_since,
+            "last_used": status.last_used,
+            "pid": status.pid,
+            "memory_bytes": _rss(status.pid),
             "estimated_bytes": self.catalog.footprint(entry),  # what the memory budget counts
-            "in_flight": view.in_flight if view is not None else 0,
-            "queued": view.queued if view is not None else 0,
-            "keep_alive_deadline": deadline,
+            "in_flight": status.in_flight,
+            "queued": status.queued,
+            "keep_alive_deadline": status.keep_alive_deadline,
             "progress": progress,
-            "error": view.failure if view is not None and view.state == "failed" else None,
+            "error": status.error,
             "pinned": entry.preset.pinned,
-            "restarts": status.restarts if status is not None else 0,
+            "restarts": status.restarts,
             "job": downloading.job if downloading is not None else None,
         }
 

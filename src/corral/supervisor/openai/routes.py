@@ -32,13 +32,10 @@ from corral.supervisor.openai.schemas import (
 from corral.supervisor.streams.resumable import conversation_id, follow
 
 log = logging.getLogger("corral.api")
-_STATE_NAMES = {"stopping": "unloading"}
 
 
 def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
     status = request.app[MANAGER].status(entry.id)
-    view = status.view if status is not None else None
-    state = _STATE_NAMES.get(view.state, view.state) if view is not None else "unloaded"
     created = (
         int(entry.path.stat().st_mtime) if entry.path is not None and entry.path.exists() else 0
     )
@@ -47,9 +44,9 @@ def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
         "object": "model",
         "created": created,
         "owned_by": "corral",
-        "state": state,
-        "progress": status.progress if status is not None else None,
-        "error": view.failure if view is not None and view.state == "failed" else None,
+        "state": status.state,
+        "progress": status.progress,
+        "error": status.error,
         "default": entry.id == request.app[CATALOG].default_model,
     }
 

@@ -1,0 +1,168 @@
+"""The one wiring point: every long-lived service of the supervisor is built here.
+
+Each cleanup context builds a group of services at start-up, puts them under their `AppKey`s
+and stops them at shutdown; route modules only register routes and read those keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from corral.supervisor.analytics.geoip import GeoIP
+from corral.supervisor.analytics.queries import AnalyticsQueries
+from corral.supervisor.analytics.user_agents import UserAgentParser
+from corral.supervisor.analytics.writer import AnalyticsWriter, make_enricher
+from corral.supervisor.appkeys import (
+    ANALYTICS,
+    CATALOG,
+    CONVERSATIONS,
+    CREDENTIALS,
+    DOWNLOADS,
+    GEOIP,
+    MANAGER,
+    QUERIES,
+    SECURITY,
+    SETTINGS,
+    SHUTTING_DOWN,
+    STORE,
+    STREAMS,
+)
+from corral.supervisor.auth.policy import Security, build_credentials, open_without_keys
+from corral.supervisor.broadcast import Lagged
+from corral.supervisor.conversations.store import Conversations
+from corral.supervisor.errors import CorralError
+from corral.supervisor.hub.downloads import DownloadManager
+from corral.supervisor.models.catalog import Catalog
+from corral.supervisor.models.manager import ModelManager
+from corral.supervisor.store import Store
+from corral.supervisor.streams.resumable import Streams
+from corral.supervisor.streams.sessions import SessionRegistry
+
+log = logging.getLogger("corral.server")
+DAY = 86400.0
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """SQLite, credentials, GeoIP and the analytics writer; the daily retention sweep."""
+    settings = app[SETTINGS].current
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.resolved_database_path)
+    credentials = build_credentials(store, settings)
+    geoip = GeoIP(settings.geoip_database)
+    app[STORE] = store
+    app[CREDENTIALS] = credentials
+    app[SECURITY] = Security(credentials, open_without_keys=open_without_keys(settings))
+    app[GEOIP] = geoip
+    app[QUERIES] = AnalyticsQueries(store)
+    writer: AnalyticsWriter | None = None
+    if settings.analytics:
+        writer = AnalyticsWriter(
+            store,
+            max_queue=settings.analytics_queue_size,
+            enrich=make_enricher(geoip, UserAgentParser()),
+        )
+        app[ANALYTICS] = writer
+        writer.start()
+
+    async def daily() -> None:
+        while True:
+            days = app[SETTINGS].current.analytics_retention_days
+            await asyncio.to_thread(app[QUERIES].delete_older_than, days)
+            await asyncio.to_thread(credentials.delete_expired_sessions)
+            geoip.reload_if_changed()
+            await asyncio.sleep(DAY)
+
+    housekeeping = asyncio.create_task(daily(), name="daily-housekeeping")
+    yield
+    housekeeping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await housekeeping
+    if writer is not None:
+        await writer.close()  # flush what is queued: at most the last batch is ever lost
+    geoip.close()
+    store.close()
+
+
+async def _models(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS].current
+    catalog = Catalog(settings)
+    manager = ModelManager(catalog, settings)
+    downloads = DownloadManager(settings)
+    app[CATALOG] = catalog
+    app[MANAGER] = manager
+    app[DOWNLOADS] = downloads
+    actor = asyncio.create_task(manager.run(), name="model-manager")
+    shelf_watch = asyncio.create_task(_refresh_on_download(catalog, downloads), name="shelf")
+    for name in settings.preload:
+        try:
+            await manager.load(catalog.resolve(name).id)
+        except CorralError as exc:  # a bad preload must not keep the server from starting
+            log.error("preload of %s failed: %s", name, exc.message)
+    yield
+    shelf_watch.cancel()
+    await downloads.close()
+    await manager.close()
+    actor.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(actor, shelf_watch)
+
+
+async def _refresh_on_download(catalog: Catalog, downloads: DownloadManager) -> None:
+    """A finished download puts new files on the shelf: the catalog scans again at once."""
+    with downloads.events.subscribe() as jobs:
+        while True:
+            try:
+                job = await jobs.get()
+            except Lagged:
+                catalog.refresh()  # missed some: refresh anyway, cheap and always right
+                continue
+            if job.state == "finished":
+                catalog.refresh()
+
+
+async def _conversations(app: web.Application) -> AsyncIterator[None]:
+    app[CONVERSATIONS] = Conversations(app[STORE])
+    yield
+
+
+async def _stop_event_streams(app: web.Application) -> None:
+    """Before the server waits for open handlers, end the long-lived admin event streams."""
+    app[SHUTTING_DOWN].set()
+
+
+def install(app: web.Application) -> None:
+    """Build every long-lived service in the app's cleanup contexts, in dependency order."""
+    app[SHUTTING_DOWN] = asyncio.Event()
+    app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_conversations)
+    app.cleanup_ctx.append(_models)
+    app.cleanup_ctx.append(_streams)  # cleaned up first (reverse order), while children live
+    app.on_shutdown.append(_stop_event_streams)
+
+
+async def _streams(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS].current
+    streams = Streams(
+        SessionRegistry(
+            ring_capacity=settings.stream_buffer_bytes,
+            total_capacity=settings.stream_total_bytes,
+            ttl=settings.stream_ttl,
+        )
+    )
+    app[STREAMS] = streams
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(min(30.0, max(settings.stream_ttl / 4, 0.1)))
+            streams.registry.sweep()
+
+    sweeper = asyncio.create_task(sweep(), name="stream-sweep")
+    yield
+    sweeper.cancel()
+    # Before the children stop: every follower gets a clean end, no reader hangs.
+    await streams.close()
