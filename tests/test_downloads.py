@@ -32,11 +32,11 @@ from corral.protocol.messages import (
     FromChild,
 )
 from corral.supervisor.child_process import ChildCommand, ChildProcess
-from corral.supervisor.errors import BadRequest, InsufficientStorage, NotFound
+from corral.supervisor.errors import BadRequest, Conflict, InsufficientStorage, NotFound
 from corral.supervisor.hub.cache import HubCache, hub_model_id, is_model_file, shard_names
 from corral.supervisor.hub.downloads import DownloadManager
 from corral.supervisor.hub.jobs import Job
-from corral.supervisor.hub.plan import Plan, plan_pull
+from corral.supervisor.hub.plan import Plan, PlannedFile, plan_pull
 from corral.supervisor.models.catalog import Catalog
 from corral.supervisor.settings import load_settings
 from tests.support.fake_hub import FakeHub, sha256
@@ -486,3 +486,33 @@ async def test_manager_marks_running_jobs_of_a_killed_supervisor_interrupted(
     manager = DownloadManager(load_settings(None, data_dir=data, demo_model=False))
     assert manager.get("dl-1").state == "interrupted"
     assert manager.get("dl-1").bytes_per_second == 0
+
+
+async def test_a_pull_cannot_land_in_a_repo_being_deleted(tmp_path: Path) -> None:
+    """Delete checks for running downloads and deletes in one hold: a pull planned meanwhile
+    is refused instead of being admitted into the folder that is going away."""
+    settings = load_settings(None, data_dir=tmp_path / "data", demo_model=False)
+    planned = asyncio.Event()
+    go_on = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def planner(
+        repo: str, revision: str | None, files: tuple[str, ...], include: tuple[str, ...]
+    ) -> Plan:
+        loop.call_soon_threadsafe(planned.set)
+        asyncio.run_coroutine_threadsafe(go_on.wait(), loop).result(10)
+        return Plan(repo, revision, "0" * 40, (PlannedFile("m.gguf", 4, None),))
+
+    manager = DownloadManager(settings, planner=planner)
+    try:
+        pull = asyncio.create_task(manager.pull("org/repo"))
+        await planned.wait()  # the pull is planning (a hub round trip) when the delete starts
+        with manager.deleting("org/repo"):
+            go_on.set()
+            with pytest.raises(Conflict, match="being deleted"):
+                await pull
+        # The hold ended with the delete; and two deletes of one repo do not overlap.
+        with manager.deleting("org/repo"), pytest.raises(Conflict):
+            manager.deleting("org/repo").__enter__()
+    finally:
+        await manager.close()

@@ -63,7 +63,7 @@ async def test_a_lease_holds_the_model_and_gives_it_back(tmp_path: Path) -> None
             assert manager.drain.running == 1
             assert await manager.drain.drain(0) == 1  # shutdown interrupts what still runs
             assert holder.interrupted
-        await _until(lambda: manager.status("m").in_flight == 0)
+        await _until(manager, lambda: manager.status("m").in_flight == 0)
         assert manager.drain.running == 0
     finally:
         await manager.close()
@@ -103,7 +103,9 @@ async def test_a_lease_of_an_unknown_model_is_refused(tmp_path: Path) -> None:
         actor.cancel()
 
 
-async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+async def _until(manager: ModelManager, predicate: Callable[[], bool]) -> None:
+    """Wait for the manager's views to reach ``predicate``, woken by each change."""
+    with manager.changes.subscribe() as changes:
+        async with asyncio.timeout(10):
+            while not predicate():
+                await changes.get()
