@@ -81,7 +81,7 @@ async def test_a_lease_runs_the_preset_the_catalog_has_now(tmp_path: Path) -> No
     try:
         stale = catalog.resolve("m")  # resolved by a request...
         config.write_text(config.read_text().replace('"3"', '"5"'))  # ...then a reload
-        catalog.reconfigure(load_settings(config, data_dir=tmp_path, demo_model=False))
+        catalog.apply(load_settings(config, data_dir=tmp_path, demo_model=False))
         async with manager.lease(stale.id) as lease:
             assert lease.child.command.argv[-2:] == ["--reply-tokens", "5"]
     finally:

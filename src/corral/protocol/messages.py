@@ -23,6 +23,20 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 TopK = Annotated[int, Field(ge=0)]
 RepeatPenalty = Annotated[float, Field(ge=0.0)]
 Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
+
+
+def bounds_of(bounded: object) -> dict[str, float]:
+    """``{"min": .., "max": ..}`` of one of the bounded types above, for clients to show."""
+    found: dict[str, float] = {}
+    for meta in getattr(bounded, "__metadata__", ()):
+        for item in getattr(meta, "metadata", ()):
+            if (low := getattr(item, "ge", None)) is not None:
+                found["min"] = low
+            if (high := getattr(item, "le", None)) is not None:
+                found["max"] = high
+    return found
+
+
 ChildKind = Literal["llama", "fake", "hf", "whisper", "tts", "download"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from aiohttp import web
@@ -9,7 +10,7 @@ from aiohttp import web
 from corral.supervisor import services
 from corral.supervisor.analytics import routes as analytics_routes
 from corral.supervisor.analytics.metrics import Metrics, metrics_route
-from corral.supervisor.appkeys import CLIENT_IP, METRICS, SETTINGS, STARTED_AT
+from corral.supervisor.appkeys import CLIENT_IP, METRICS, RELOADER, SETTINGS, STARTED_AT
 from corral.supervisor.auth import routes as auth_routes
 from corral.supervisor.auth.policy import auth_middleware
 from corral.supervisor.conversations import routes as conversation_routes
@@ -21,6 +22,7 @@ from corral.supervisor.http.errors import errors_middleware
 from corral.supervisor.http.request_log import request_log_middleware
 from corral.supervisor.models import routes as admin_routes
 from corral.supervisor.openai import routes as openai_routes
+from corral.supervisor.reloading import Reloader
 from corral.supervisor.settings import LiveSettings, Settings
 from corral.supervisor.streams import routes as stream_routes
 
@@ -32,9 +34,13 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
         middlewares=[request_log_middleware, errors_middleware, cors_middleware, auth_middleware],
     )
-    app[SETTINGS] = LiveSettings(settings)
+    live = LiveSettings(settings)
+    app[SETTINGS] = live
+    app[RELOADER] = reloader = Reloader(live)
     app[STARTED_AT] = time.monotonic()
-    app[CLIENT_IP] = ClientIPResolver(settings.trusted_proxies)
+    app[CLIENT_IP] = client_ip = ClientIPResolver(settings.trusted_proxies)
+    reloader.on(["trusted_proxies"], lambda s: client_ip.trust(s.trusted_proxies))
+    reloader.on(["log_level"], lambda s: logging.getLogger().setLevel(s.log_level))
     metrics = Metrics()
     app[METRICS] = metrics
     metrics.watch_app(app)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from corral.supervisor.hub.downloads import DownloadManager
     from corral.supervisor.models.catalog import Catalog
     from corral.supervisor.models.manager import ModelManager
+    from corral.supervisor.reloading import Reloader
     from corral.supervisor.settings import LiveSettings
     from corral.supervisor.store import Store
     from corral.supervisor.streams.resumable import Streams
@@ -44,6 +45,7 @@ DOWNLOADS: web.AppKey[DownloadManager] = web.AppKey("downloads")
 SECURITY: web.AppKey[Security] = web.AppKey("security")
 CONVERSATIONS: web.AppKey[Conversations] = web.AppKey("conversations")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 SHUTTING_DOWN: web.AppKey[asyncio.Event] = web.AppKey(
     "shutting_down"
 )  # ends long-lived event streams

@@ -26,19 +26,27 @@ from corral.supervisor.appkeys import (
     GEOIP,
     MANAGER,
     QUERIES,
+    RELOADER,
     SECURITY,
     SETTINGS,
     SHUTTING_DOWN,
     STORE,
     STREAMS,
 )
-from corral.supervisor.auth.policy import Security, build_credentials, open_without_keys
+from corral.supervisor.auth.policy import (
+    ACCESS_SETTINGS,
+    Security,
+    apply_access_settings,
+    build_credentials,
+    open_without_keys,
+)
 from corral.supervisor.broadcast import Lagged
 from corral.supervisor.conversations.store import Conversations
 from corral.supervisor.errors import CorralError
 from corral.supervisor.hub.downloads import DownloadManager
-from corral.supervisor.models.catalog import Catalog
-from corral.supervisor.models.manager import ModelManager
+from corral.supervisor.models.catalog import CATALOG_SETTINGS, Catalog
+from corral.supervisor.models.manager import MANAGER_SETTINGS, ModelManager
+from corral.supervisor.settings import Settings
 from corral.supervisor.store import Store
 from corral.supervisor.streams.resumable import Streams
 from corral.supervisor.streams.sessions import SessionRegistry
@@ -54,20 +62,27 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     store = Store(settings.resolved_database_path)
     credentials = build_credentials(store, settings)
     geoip = GeoIP(settings.geoip_database)
+    reloader = app[RELOADER]
+    reloader.on(ACCESS_SETTINGS, lambda s: apply_access_settings(credentials, s))
+    reloader.on(["geoip_database"], lambda s: geoip.use(s.geoip_database))
     app[STORE] = store
     app[CREDENTIALS] = credentials
     app[SECURITY] = Security(credentials, open_without_keys=open_without_keys(settings))
     app[GEOIP] = geoip
     app[QUERIES] = AnalyticsQueries(store)
-    writer: AnalyticsWriter | None = None
-    if settings.analytics:
-        writer = AnalyticsWriter(
-            store,
-            max_queue=settings.analytics_queue_size,
-            enrich=make_enricher(geoip, UserAgentParser()),
-        )
-        app[ANALYTICS] = writer
-        writer.start()
+    writer = AnalyticsWriter(
+        store,
+        max_queue=settings.analytics_queue_size,
+        enrich=make_enricher(geoip, UserAgentParser()),
+    )
+
+    def analytics(s: Settings) -> None:
+        writer.enabled, writer.max_queue = s.analytics, s.analytics_queue_size
+
+    analytics(settings)
+    reloader.on(["analytics", "analytics_queue_size"], analytics)
+    app[ANALYTICS] = writer
+    writer.start()
 
     async def daily() -> None:
         while True:
@@ -82,8 +97,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     housekeeping.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await housekeeping
-    if writer is not None:
-        await writer.close()  # flush what is queued: at most the last batch is ever lost
+    await writer.close()  # flush what is queued: at most the last batch is ever lost
     geoip.close()
     store.close()
 
@@ -96,6 +110,10 @@ async def _models(app: web.Application) -> AsyncIterator[None]:
     app[CATALOG] = catalog
     app[MANAGER] = manager
     app[DOWNLOADS] = downloads
+    reloader = app[RELOADER]
+    reloader.on(CATALOG_SETTINGS, catalog.apply)  # before the manager, which reads the catalog
+    reloader.on(MANAGER_SETTINGS, manager.apply)
+    reloader.on(["hub"], downloads.apply)
     actor = asyncio.create_task(manager.run(), name="model-manager")
     shelf_watch = asyncio.create_task(_refresh_on_download(catalog, downloads), name="shelf")
     for name in settings.preload:
@@ -155,10 +173,16 @@ async def _streams(app: web.Application) -> AsyncIterator[None]:
         )
     )
     app[STREAMS] = streams
+    app[RELOADER].on(
+        ["stream_buffer_bytes", "stream_total_bytes", "stream_ttl"],
+        lambda s: streams.registry.resize(
+            s.stream_buffer_bytes, s.stream_total_bytes, s.stream_ttl
+        ),
+    )
 
     async def sweep() -> None:
         while True:
-            await asyncio.sleep(min(30.0, max(settings.stream_ttl / 4, 0.1)))
+            await asyncio.sleep(min(30.0, max(streams.registry.ttl / 4, 0.1)))
             streams.registry.sweep()
 
     sweeper = asyncio.create_task(sweep(), name="stream-sweep")

@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from corral.protocol.hub_names import check_file_name, check_repo_id, check_revision
+from corral.protocol.messages import MaxTokens, Probability, RepeatPenalty, Temperature, TopK
 from corral.supervisor.hub.settings import HubSettings
 
 DEMO_MODEL_ID = "qwen2.5-coder-0.5b-instruct"
@@ -31,12 +32,14 @@ def _default_data_dir() -> Path:
 class SamplingDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    max_tokens: int | None = None
-    repeat_penalty: float | None = None
+    # The protocol's bounds: a preset the child would refuse is refused when the config loads,
+    # not on every request to the model.
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
+    top_k: TopK | None = None
+    min_p: Probability | None = None
+    max_tokens: MaxTokens | None = None
+    repeat_penalty: RepeatPenalty | None = None
 
 
 class ModelPreset(BaseModel):
@@ -114,9 +117,9 @@ DEFAULT_UI_MODES = {
 class UiDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 1024
+    temperature: Temperature = 0.7
+    top_p: Probability = 0.95
+    max_tokens: MaxTokens = 1024
 
 
 class Settings(BaseSettings):
@@ -193,6 +196,12 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @model_validator(mode="after")
+    def _streams_fit(self) -> Settings:
+        if self.stream_total_bytes < self.stream_buffer_bytes:
+            raise ValueError("stream_total_bytes must be at least stream_buffer_bytes")
+        return self
 
     @property
     def resolved_models_dir(self) -> Path:

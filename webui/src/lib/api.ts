@@ -29,6 +29,8 @@ export interface UiConfig {
   default_model: string;
   modes: Record<ModeName, { label: string; system_prompt: string }>;
   defaults: SamplingSettings;
+  /** The server's bounds per sampling setting (the protocol's), so the UI never offers a 400. */
+  bounds?: Partial<Record<keyof SamplingSettings, { min?: number; max?: number }>>;
 }
 
 export interface User {

@@ -108,6 +108,7 @@ class AnalyticsWriter:
             raise ValueError("max_queue, batch_size and flush_interval must be positive")
         self._store = store
         self.max_queue = max_queue
+        self.enabled = True  # `analytics = false` keeps the writer but records nothing
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self._enrich = enrich
@@ -129,6 +130,8 @@ class AnalyticsWriter:
 
     def record(self, row: AnalyticsRow) -> bool:
         """Queue a row without blocking; False (and ``dropped`` + 1) when it cannot be kept."""
+        if not self.enabled:
+            return False
         if self._stopping or len(self._queue) >= self.max_queue:
             self.dropped += 1
             now = time.monotonic()

@@ -31,12 +31,16 @@ class LoginRateLimiter:
         max_tracked: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._limits = {"user": max_per_user, "ip": max_per_ip}
-        self._window = window_s
+        self.configure(max_per_user=max_per_user, max_per_ip=max_per_ip, window_s=window_s)
         self._max_tracked = max_tracked
         self._clock = clock
         self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
         self._lock = threading.Lock()  # login runs in worker threads
+
+    def configure(self, *, max_per_user: int, max_per_ip: int, window_s: float) -> None:
+        """New limits (a reload); failures already counted stay counted."""
+        self._limits = {"user": max_per_user, "ip": max_per_ip}
+        self._window = window_s
 
     def _keys(self, ip: str | None, user: str) -> list[tuple[str, str]]:
         keys = [("user", user.lower())]

@@ -53,15 +53,28 @@ def config_keys(settings: Settings) -> list[ConfigKey]:
 
 
 def build_credentials(store: Store, settings: Settings) -> Credentials:
-    return Credentials(
-        store,
-        config_keys=config_keys(settings),
-        session_ttl_s=settings.session_lifetime,
-        limiter=LoginRateLimiter(
-            max_per_user=settings.login_max_failures_per_user,
-            max_per_ip=settings.login_max_failures_per_ip,
-            window_s=settings.login_failure_window,
-        ),
+    credentials = Credentials(store, limiter=LoginRateLimiter())
+    apply_access_settings(credentials, settings)
+    return credentials
+
+
+ACCESS_SETTINGS = (
+    "api_keys",
+    "session_lifetime",
+    "login_max_failures_per_user",
+    "login_max_failures_per_ip",
+    "login_failure_window",
+)
+
+
+def apply_access_settings(credentials: Credentials, settings: Settings) -> None:
+    """The config's keys, the login lifetime and limits (at start, and on every reload)."""
+    credentials.use_config_keys(config_keys(settings))
+    credentials.session_ttl_s = settings.session_lifetime
+    credentials.limiter.configure(
+        max_per_user=settings.login_max_failures_per_user,
+        max_per_ip=settings.login_max_failures_per_ip,
+        window_s=settings.login_failure_window,
     )
 
 

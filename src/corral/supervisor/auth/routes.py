@@ -8,6 +8,7 @@ import math
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from corral.protocol.messages import MaxTokens, Probability, Temperature, bounds_of
 from corral.supervisor.appkeys import CATALOG, CREDENTIALS, FACTS, PRINCIPAL, SECURITY, SETTINGS
 from corral.supervisor.auth.login_limits import LoginRateLimited
 from corral.supervisor.auth.policy import presented_secret
@@ -20,6 +21,12 @@ class LoginRequest(BaseModel):
     username: str = Field(min_length=1, max_length=128)
     password: str = Field(min_length=1, max_length=1024)
 
+
+UI_SAMPLING_BOUNDS = {
+    "temperature": bounds_of(Temperature),
+    "top_p": bounds_of(Probability),
+    "max_tokens": bounds_of(MaxTokens),
+}
 
 async def login(request: web.Request) -> web.Response:
     body = parse_body(LoginRequest, await request.read())
@@ -69,6 +76,7 @@ async def ui_config(request: web.Request) -> web.Response:
             "default_model": request.app[CATALOG].default_model,
             "modes": {k: v.model_dump() for k, v in settings.ui_modes.items()},
             "defaults": settings.ui_defaults.model_dump(),
+            "bounds": UI_SAMPLING_BOUNDS,  # the protocol's, so the UI cannot offer a 400
         }
     )
 

@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlite_utils import Database
 
+from corral.protocol.messages import MaxTokens, Probability, Temperature
 from corral.supervisor.auth.identity import Principal
 from corral.supervisor.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from corral.supervisor.store import Store
@@ -100,9 +101,9 @@ class StoredMessage(BaseModel):
 class SamplingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1, le=10_000_000)
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
+    max_tokens: Annotated[MaxTokens, Field(le=10_000_000)] | None = None
 
 
 class ConversationPatch(BaseModel):

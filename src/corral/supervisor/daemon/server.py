@@ -17,16 +17,11 @@ from aiohttp import web
 
 from corral.supervisor.app import create_app
 from corral.supervisor.appkeys import (
-    CATALOG,
-    CLIENT_IP,
-    CREDENTIALS,
-    DOWNLOADS,
-    GEOIP,
     MANAGER,
+    RELOADER,
     SECURITY,
     SETTINGS,
 )
-from corral.supervisor.auth.policy import config_keys
 from corral.supervisor.daemon.sdnotify import Notifier, run_watchdog
 from corral.supervisor.settings import Settings
 
@@ -34,7 +29,6 @@ log = logging.getLogger("corral.server")
 
 STATUS_INTERVAL = 2.0
 # Settings read once at start; a reload that changes them needs a restart.
-_RESTART_ONLY = ("host", "port", "data_dir", "models_dir", "max_body_bytes")
 
 
 def _bound_port(site: web.TCPSite) -> int:
@@ -65,25 +59,10 @@ async def _report_status(app: web.Application, notifier: Notifier) -> None:
 
 
 def reload_app(app: web.Application, fresh: Settings) -> None:
-    """Swap in reloaded settings without dropping connections or unchanged models.
-
-    Keys, trusted proxies, the GeoIP database, presets, limits and the log level take effect
-    at once; the listening address, directories and body limit need a restart.
-    """
-    live = app[SETTINGS]
-    for name in _RESTART_ONLY:
-        if getattr(fresh, name) != getattr(live.current, name):
-            log.warning("reload: %s changed; it takes effect after a restart", name)
-    live.current = fresh.model_copy(update={n: getattr(live.current, n) for n in _RESTART_ONLY})
-    logging.getLogger().setLevel(fresh.log_level)
-    app[CREDENTIALS].use_config_keys(config_keys(fresh))
+    """Swap in reloaded settings without dropping connections or unchanged models: each
+    service applies what it can (`reloading.py`); the rest waits for a restart, with a warning."""
+    app[RELOADER].reload(fresh)
     app[SECURITY].forget_cache()
-    app[CLIENT_IP].trust(fresh.trusted_proxies)
-    app[GEOIP].use(fresh.geoip_database)
-    app[DOWNLOADS].reconfigure(live.current)
-    app[CATALOG].reconfigure(live.current)
-    app[MANAGER].reconfigure(live.current)
-    log.info("reloaded settings")
 
 
 async def serve(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> int:
@@ -126,9 +105,10 @@ async def serve(settings: Settings, reload_settings: Callable[[], Settings] | No
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     await stop.wait()
     notifier.stopping()
-    log.info("shutting down: draining requests for up to %.0f s", settings.shutdown_grace)
+    grace = app[SETTINGS].current.shutdown_grace  # as reloaded
+    log.info("shutting down: draining requests for up to %.0f s", grace)
     await site.stop()  # stop accepting; open connections carry on
-    interrupted = await app[MANAGER].drain.drain(settings.shutdown_grace)
+    interrupted = await app[MANAGER].drain.drain(grace)
     if interrupted:
         log.warning("grace period over: %d generations were cut short", interrupted)
     # Handlers are finishing now; then the cleanup contexts finalise streams, stop children.

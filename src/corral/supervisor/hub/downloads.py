@@ -74,7 +74,7 @@ class DownloadManager:
         self._closing = False
         self.events: Broadcast[Job] = Broadcast()
 
-    def reconfigure(self, settings: Settings) -> None:
+    def apply(self, settings: Settings) -> None:
         """New limits and token (SIGHUP); the cache stays where it was at start."""
         self._settings = settings.model_copy(update={"data_dir": self._settings.data_dir})
         self._schedule()

@@ -38,6 +38,8 @@ DEFAULT_ALIASES = frozenset({"", "default"})
 # The KV-cache cost per context token when a model's header does not say (no file yet, a
 # fake model, an architecture without attention numbers): an upper-ish figure for small models.
 FALLBACK_KV_BYTES_PER_TOKEN = 32 << 10
+# What `Catalog.apply` takes in on a reload.
+CATALOG_SETTINGS = ("models", "default_model", "demo_model", "n_ctx", "n_threads", "n_gpu_layers")
 # How stale the cached shelf may get for files copied in by hand (Corral's own changes refresh
 # it at once).
 RESCAN_INTERVAL_S = 2.0
@@ -101,7 +103,7 @@ class Catalog:
         self._scanned_at = 0.0
         self.rescan_interval = RESCAN_INTERVAL_S
 
-    def reconfigure(self, settings: Settings) -> None:
+    def apply(self, settings: Settings) -> None:
         """New presets and defaults (SIGHUP); the directories stay as they were at start."""
         self._settings = settings
         self.refresh()

@@ -48,6 +48,16 @@ from corral.supervisor.settings import Settings
 log = logging.getLogger("corral.scheduler")
 
 Command = Callable[[float], list[Effect]]
+# What `ModelManager.apply` takes in on a reload (the budget's RAM share is measured at start).
+MANAGER_SETTINGS = (
+    "max_loaded_models",
+    "max_queue",
+    "keep_alive",
+    "memory_budget",
+    "child_hello_timeout",
+    "child_load_timeout",
+    "child_stop_timeout",
+)
 _RUNNING = frozenset({"loading", "loaded", "stopping"})
 
 
@@ -92,7 +102,7 @@ class ModelManager:
         self._default_budget = default_memory_budget(self.settings)
         self._scheduler = Scheduler(scheduler_limits(self.settings, self._default_budget))
 
-    def reconfigure(self, settings: Settings) -> None:
+    def apply(self, settings: Settings) -> None:
         """Apply reloaded settings: new limits, and unload models whose settings changed.
 
         Models whose settings did not change keep running, and so do their requests.

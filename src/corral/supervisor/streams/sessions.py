@@ -286,11 +286,18 @@ class SessionRegistry:
         self._sessions: dict[str, StreamSession] = {}
         self._closed = False
 
+    def resize(self, ring_capacity: int, total_capacity: int, ttl: float) -> None:
+        """New bounds (a reload): new streams get the new ring, the total and TTL apply at the
+        next admission and sweep; running streams keep the ring they started with."""
+        if total_capacity < ring_capacity:
+            raise ValueError("stream_total_bytes must be at least stream_buffer_bytes")
+        self.ring_capacity, self.total_capacity, self.ttl = ring_capacity, total_capacity, ttl
+
     def __len__(self) -> int:
         return len(self._sessions)
 
     def _cost(self, session: StreamSession) -> int:
-        return session.ring.retained if session.finished else self.ring_capacity
+        return session.ring.retained if session.finished else session.ring.capacity
 
     def usage(self) -> int:
         """Accounted bytes: ``ring_capacity`` per running session, retained bytes otherwise."""
