@@ -28,6 +28,7 @@ UI_SAMPLING_BOUNDS = {
     "max_tokens": bounds_of(MaxTokens),
 }
 
+
 async def login(request: web.Request) -> web.Response:
     body = parse_body(LoginRequest, await request.read())
     credentials = request.app[CREDENTIALS]

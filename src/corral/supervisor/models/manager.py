@@ -92,6 +92,7 @@ class ModelManager:
     _entries: dict[str, ModelEntry] = field(default_factory=dict, init=False)
     _runtime: dict[str, _ModelRuntime] = field(default_factory=dict, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _stopping: set[ChildProcess] = field(default_factory=set, init=False)
     _tickets: itertools.count[int] = field(default_factory=itertools.count, init=False)
     drain: Drain = field(default_factory=Drain, init=False)
     """The generations running over HTTP, for the shutdown drain."""
@@ -282,11 +283,10 @@ class ModelManager:
         for future in self._waiters.values():
             if not future.done():
                 future.set_exception(ServiceUnavailable("the server is shutting down"))
-        stops = [
-            rt.child.stop(self.settings.child_stop_timeout)
-            for rt in self._runtime.values()
-            if rt.child
-        ]
+        # Children being stopped count too: cancelling their stop task below would otherwise
+        # leave the process running.
+        children = {rt.child for rt in self._runtime.values() if rt.child} | self._stopping
+        stops = [child.stop(self.settings.child_stop_timeout) for child in children]
         await asyncio.gather(*stops, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
@@ -390,6 +390,10 @@ class ModelManager:
         if rt is not None:
             rt.child = None
         if child is not None:
-            with contextlib.suppress(Exception):
-                await child.stop(self.settings.child_stop_timeout)
+            self._stopping.add(child)
+            try:
+                with contextlib.suppress(Exception):
+                    await child.stop(self.settings.child_stop_timeout)
+            finally:
+                self._stopping.discard(child)
         self._post(lambda now: self._scheduler.stopped(model_id, now))
