@@ -105,6 +105,14 @@ class BadGateway(CorralError):
     code = "model_failed"
 
 
+class GatewayTimeout(CorralError):
+    """The model's child stopped answering (no first token, or a stall mid-stream)."""
+
+    status = 504
+    type = "server_error"
+    code = "model_stalled"
+
+
 class ServiceUnavailable(CorralError):
     status = 503
     type = "server_error"

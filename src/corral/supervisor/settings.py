@@ -59,6 +59,9 @@ class ModelPreset(BaseModel):
     system_prompt: str | None = None
     sampling: SamplingDefaults = SamplingDefaults()
     keep_alive: float | None = None
+    # A child that stops answering is killed after these (None: the global settings).
+    first_token_timeout: float | None = Field(default=None, gt=0)
+    stall_timeout: float | None = Field(default=None, gt=0)
     pinned: bool = False
     aliases: list[str] = []
     args: list[str] = Field(default=[], description="extra arguments for the child process")
@@ -157,6 +160,10 @@ class Settings(BaseSettings):
     max_tokens_limit: int = Field(default=32768, ge=1)
     child_hello_timeout: float = Field(default=30.0, gt=0)
     child_load_timeout: float = Field(default=300.0, gt=0)
+    first_token_timeout: float = Field(
+        default=600.0, gt=0, description="seconds from a request to its first token"
+    )
+    stall_timeout: float = Field(default=120.0, gt=0, description="seconds between two tokens")
     child_stop_timeout: float = Field(default=10.0, gt=0)
     shutdown_grace: float = Field(default=30.0, ge=0)
     sse_ping_interval: float = Field(default=15.0, gt=0)

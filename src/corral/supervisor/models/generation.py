@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from corral.protocol.messages import Delta, Done, Error, Generate, Started
-from corral.supervisor.child_process import ChildFailed, RequestEvent, RequestHandle
-from corral.supervisor.errors import BadGateway, BadRequest, CorralError
+from corral.supervisor.child_process import ChildFailed, ChildProcess, RequestEvent, RequestHandle
+from corral.supervisor.errors import BadGateway, BadRequest, CorralError, GatewayTimeout
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.manager import ModelManager
 
@@ -42,6 +42,7 @@ class Generation:
     done: Done | None = None
     _lease: contextlib.AsyncExitStack | None = None
     _handle: RequestHandle | None = None
+    _child: ChildProcess | None = None
 
     @property
     def request_id(self) -> str:
@@ -53,8 +54,14 @@ class Generation:
             lease = await self._lease.enter_async_context(
                 self.manager.lease(self.entry.id, self.keep_alive, holder=self)
             )
+            self._child = lease.child
             self._handle = await lease.child.open_request(self.request)
-            event = await self._handle.next_event()
+            first_token, _ = self._timeouts()
+            try:
+                async with asyncio.timeout(first_token):
+                    event = await self._handle.next_event()
+            except TimeoutError:
+                raise self._stalled(first_token) from None
             if not isinstance(event, Started):
                 raise self._failure(event)
             self.prompt_tokens = event.prompt_tokens
@@ -66,14 +73,22 @@ class Generation:
         """Yield each delta, or ``None`` after ``ping_interval`` seconds without one."""
         handle = self._handle
         assert handle is not None, "start() first"
+        first_token, stall = self._timeouts()
+        deadline = self.started_at + first_token
         while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise self._stalled(first_token if self.first_token_at is None else stall)
+            wait = deadline - now if ping_interval is None else min(ping_interval, deadline - now)
             try:
                 # asyncio.timeout, not wait_for: wait_for wraps every token in a new task.
-                async with asyncio.timeout(ping_interval):
+                async with asyncio.timeout(wait):
                     event = await handle.next_event()
             except TimeoutError:
-                yield None
+                if time.monotonic() < deadline:
+                    yield None
                 continue
+            deadline = time.monotonic() + stall
             if isinstance(event, Delta):
                 if self.first_token_at is None:
                     self.first_token_at = time.monotonic()
@@ -88,6 +103,22 @@ class Generation:
             else:
                 await self.close()
                 raise self._failure(event)
+
+    def _timeouts(self) -> tuple[float, float]:
+        """Seconds to the first token, and between two tokens, before the child counts as stuck."""
+        preset, settings = self.entry.preset, self.manager.settings
+        return (
+            preset.first_token_timeout or settings.first_token_timeout,
+            preset.stall_timeout or settings.stall_timeout,
+        )
+
+    def _stalled(self, waited: float) -> GatewayTimeout:
+        """The child went silent: kill it (its model shows failed), end this request."""
+        what = "first token" if self.first_token_at is None else "next token"
+        reason = f"no {what} for {waited:g} s; the model process stopped answering"
+        if self._child is not None:
+            self.manager.kill_stuck(self.entry.id, self._child, reason)
+        return GatewayTimeout(reason)
 
     def _failure(self, event: RequestEvent) -> CorralError:
         if isinstance(event, Error):

@@ -57,6 +57,8 @@ MANAGER_SETTINGS = (
     "child_hello_timeout",
     "child_load_timeout",
     "child_stop_timeout",
+    "first_token_timeout",
+    "stall_timeout",
 )
 _RUNNING = frozenset({"loading", "loaded", "stopping"})
 
@@ -77,6 +79,7 @@ class _ModelRuntime:
     wall_loaded_since: float | None = None
     wall_last_used: float | None = None
     restarts: int = 0
+    kill_reason: str | None = None  # why the supervisor killed its child, for the failure
 
 
 @dataclass
@@ -223,6 +226,16 @@ class ModelManager:
             last_used=rt.wall_last_used,
             restarts=rt.restarts,
         )
+
+    def kill_stuck(self, model_id: str, child: ChildProcess, reason: str) -> None:
+        """Kill a child that stopped answering (SIGKILL also ends a SIGSTOPped one). Its model
+        shows failed with ``reason``, its other requests fail, and the next request restarts it."""
+        rt = self._runtime.get(model_id)
+        if rt is None or rt.child is not child or rt.kill_reason is not None:
+            return
+        rt.kill_reason = reason
+        log.error("%s: %s; killing its process (pid %s)", model_id, reason, child.pid)
+        self._spawn(child.kill())
 
     def restart_counts(self) -> dict[str, int]:
         return {m: rt.restarts for m, rt in self._runtime.items() if rt.restarts}
@@ -380,7 +393,8 @@ class ModelManager:
                 return []  # a failed start or a requested stop reports through its own path
             rt.child = None
             rt.restarts += 1
-            return self._scheduler.exited(model_id, exit_.describe(), now)
+            reason, rt.kill_reason = rt.kill_reason or exit_.describe(), None
+            return self._scheduler.exited(model_id, reason, now)
 
         self._post(command)
 
