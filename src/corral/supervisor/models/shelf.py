@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from corral.supervisor.hub.downloads import DownloadManager
 from corral.supervisor.hub.jobs import Downloading
 from corral.supervisor.models.catalog import Catalog, ModelEntry
 from corral.supervisor.models.manager import ModelManager
+from corral.supervisor.models.status import ModelStatus
 
 log = logging.getLogger("corral.admin")
 
@@ -42,18 +43,13 @@ def _source(entry: ModelEntry, models_dir: Path) -> str:
     return entry.source
 
 
-def downloading_object(item: Downloading) -> dict[str, Any]:
-    """A model that a download is fetching, as ``/v1/models`` lists it."""
-    return {
-        "id": item.model_id,
-        "object": "model",
-        "created": 0,
-        "owned_by": "corral",
-        "state": "downloading",
-        "progress": item.progress,
-        "error": None,
-        "default": False,
-    }
+def shelf_status(manager: ModelManager, downloads: DownloadManager, model_id: str) -> ModelStatus:
+    """The manager's status of a model, and "downloading" while a pull fetches one not running."""
+    status = manager.status(model_id)
+    fetching = downloads.downloading().get(model_id)
+    if fetching is not None and status.state == "unloaded":
+        return replace(status, state="downloading", progress=fetching.progress)
+    return status
 
 
 @dataclass
@@ -138,56 +134,47 @@ class ModelAdmin:
         return path
 
     def _item(self, entry: ModelEntry) -> dict[str, Any]:
-        status = self.manager.status(entry.id)
-        downloading = self.downloads.downloading().get(entry.id)
-        state, progress = status.state, status.progress
-        if downloading is not None and state == "unloaded":
-            state, progress = "downloading", downloading.progress
+        return self._row(entry.id, entry, self.downloads.downloading().get(entry.id))
+
+    def _downloading(self, item: Downloading) -> dict[str, Any]:
+        return self._row(item.model_id, None, item)
+
+    def _row(
+        self, model_id: str, entry: ModelEntry | None, fetching: Downloading | None
+    ) -> dict[str, Any]:
+        """One admin row: the catalog entry (None while its file is still being pulled), the
+        status everyone renders, and the download fetching it."""
+        status = shelf_status(self.manager, self.downloads, model_id)
+        size: int | None
+        if entry is not None:
+            size, backend, repo, file = entry.size_bytes, entry.backend, entry.repo, entry.file
+            source = _source(entry, self.catalog.models_dir)
+        else:
+            assert fetching is not None
+            size, backend, repo, file = fetching.size or None, "llama", fetching.repo, fetching.file
+            source = f"hf:{fetching.repo}/{fetching.file}"
         return {
-            "id": entry.id,
-            "state": state,
-            "size_bytes": entry.size_bytes,
-            "backend": entry.backend,
-            "source": _source(entry, self.catalog.models_dir),
-            "repo": entry.repo,
-            "file": entry.file,
+            "id": model_id,
+            "state": status.state,
+            "size_bytes": size,
+            "backend": backend,
+            "source": source,
+            "repo": repo,
+            "file": file,
             "loaded_since": status.loaded_since,
             "last_used": status.last_used,
             "pid": status.pid,
             "memory_bytes": _rss(status.pid),
-            "estimated_bytes": self.catalog.footprint(entry),  # what the memory budget counts
+            # what the memory budget counts
+            "estimated_bytes": self.catalog.footprint(entry) if entry is not None else None,
             "in_flight": status.in_flight,
             "queued": status.queued,
             "keep_alive_deadline": status.keep_alive_deadline,
-            "progress": progress,
+            "progress": status.progress,
             "error": status.error,
-            "pinned": entry.preset.pinned,
+            "pinned": entry.preset.pinned if entry is not None else False,
             "restarts": status.restarts,
-            "job": downloading.job if downloading is not None else None,
-        }
-
-    def _downloading(self, item: Downloading) -> dict[str, Any]:
-        return {
-            "id": item.model_id,
-            "state": "downloading",
-            "size_bytes": item.size or None,
-            "backend": "llama",
-            "source": f"hf:{item.repo}/{item.file}",
-            "repo": item.repo,
-            "file": item.file,
-            "loaded_since": None,
-            "last_used": None,
-            "pid": None,
-            "memory_bytes": None,
-            "estimated_bytes": None,
-            "in_flight": 0,
-            "queued": 0,
-            "keep_alive_deadline": None,
-            "progress": item.progress,
-            "error": None,
-            "pinned": False,
-            "restarts": 0,
-            "job": item.job,
+            "job": fetching.job if fetching is not None else None,
         }
 
 

@@ -22,7 +22,7 @@ from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import owner_of, send_sse
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.generation import Generation
-from corral.supervisor.models.shelf import downloading_object
+from corral.supervisor.models.shelf import shelf_status
 from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
 from corral.supervisor.openai.schemas import (
     ChatCompletionRequest,
@@ -34,21 +34,25 @@ from corral.supervisor.streams.resumable import conversation_id, follow
 log = logging.getLogger("corral.api")
 
 
-def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
-    status = request.app[MANAGER].status(entry.id)
-    created = (
-        int(entry.path.stat().st_mtime) if entry.path is not None and entry.path.exists() else 0
-    )
+def model_object(request: web.Request, model_id: str, created: int = 0) -> dict[str, Any]:
+    """A model as ``/v1/models`` shows it, with Corral's run state beside OpenAI's fields."""
+    app = request.app
+    status = shelf_status(app[MANAGER], app[DOWNLOADS], model_id)
     return {
-        "id": entry.id,
+        "id": model_id,
         "object": "model",
         "created": created,
         "owned_by": "corral",
         "state": status.state,
         "progress": status.progress,
         "error": status.error,
-        "default": entry.id == request.app[CATALOG].default_model,
+        "default": model_id == app[CATALOG].default_model,
     }
+
+
+def _created(entry: ModelEntry) -> int:
+    path = entry.path
+    return int(path.stat().st_mtime) if path is not None and path.exists() else 0
 
 
 def _allowed(request: web.Request, model_id: str) -> bool:
@@ -66,12 +70,12 @@ def resolve_for(request: web.Request, name: str | None) -> ModelEntry:
 
 async def list_models(request: web.Request) -> web.Response:
     entries = [e for e in request.app[CATALOG].entries().values() if _allowed(request, e.id)]
-    data = [model_object(request, e) for e in entries]
+    data = [model_object(request, e.id, _created(e)) for e in entries]
     known = {e.id for e in entries}
     # Models still being pulled: not on disk yet, but announced with their progress.
     for item in request.app[DOWNLOADS].downloading().values():
         if item.model_id not in known and _allowed(request, item.model_id):
-            data.append(downloading_object(item))
+            data.append(model_object(request, item.model_id))
     return web.json_response({"object": "list", "data": data})
 
 
@@ -84,8 +88,8 @@ async def get_model(request: web.Request) -> web.Response:
         item = request.app[DOWNLOADS].downloading().get(name)
         if item is None or not _allowed(request, name):
             raise
-        return web.json_response(downloading_object(item))
-    return web.json_response(model_object(request, entry))
+        return web.json_response(model_object(request, item.model_id))
+    return web.json_response(model_object(request, entry.id, _created(entry)))
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
