@@ -50,6 +50,7 @@ from corral.supervisor.http.request_log import request_log_middleware
 from corral.supervisor.models import routes as admin_routes
 from corral.supervisor.models.catalog import Catalog
 from corral.supervisor.models.manager import ModelManager
+from corral.supervisor.openai import embeddings as embedding_routes
 from corral.supervisor.openai import routes as openai_routes
 from corral.supervisor.settings import LiveSettings, Settings
 from corral.supervisor.store import Store
@@ -174,6 +175,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_streams)  # cleaned up first (reverse order), while children live
     app.router.add_get("/health", health)
     openai_routes.setup(app)
+    embedding_routes.setup(app)
     stream_routes.setup(app)
     auth_routes.setup(app)
     conversation_routes.setup(app)

@@ -44,7 +44,7 @@ class ModelPreset(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["llama", "fake"] = "llama"
+    backend: Literal["llama", "fake", "hf"] = "llama"
     path: Path | None = Field(default=None, description="GGUF file, relative to models_dir")
     repo: str | None = Field(default=None, description="hub repo of the GGUF (with file)")
     file: str | None = Field(default=None, description="GGUF file in repo, from the hub cache")
@@ -52,6 +52,12 @@ class ModelPreset(BaseModel):
     n_ctx: int | None = Field(default=None, ge=16)
     n_threads: int | None = Field(default=None, ge=1)
     n_gpu_layers: int | None = None
+    # hf backend: torch device ("cuda", "cpu", "cuda:1"; default cuda when torch sees a GPU),
+    # dtype ("auto", "float32", "bfloat16", ...), accelerate's device_map, remote code (off).
+    device: str | None = None
+    dtype: str | None = None
+    device_map: str | None = None
+    trust_remote_code: bool = False
     chat_template: str | None = None
     system_prompt: str | None = None
     sampling: SamplingDefaults = SamplingDefaults()
@@ -130,6 +136,7 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(default=None, description="default: DATA_DIR/models")
     default_model: str = DEMO_MODEL_ID
     demo_model: bool = Field(default=True, description="offer the bundled demo model")
+    embedding_model: bool = Field(default=True, description="offer the bundled MiniLM embedder")
     models: dict[str, ModelPreset] = {}
 
     # llama defaults for models without a preset

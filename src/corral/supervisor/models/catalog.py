@@ -1,4 +1,5 @@
-"""The shelf of known models: GGUF files under the models directory, presets, the demo model.
+"""The shelf of known models: GGUF files and checkpoint directories under the models directory,
+presets, the demo model and the bundled embedder (hf checkpoints: models/hf_entries.py).
 
 Model ids are the GGUF's path relative to the models directory without ``.gguf`` (so
 ``llama/tiny.gguf`` is ``llama/tiny``), ``hf.co/<org>/<name>:<file without .gguf>`` for GGUF
@@ -21,6 +22,13 @@ from typing import Literal
 from corral.supervisor.child_process import ChildCommand
 from corral.supervisor.errors import BadRequest, ModelNotFound
 from corral.supervisor.hub.cache import HubCache, hub_cache_dir
+from corral.supervisor.models.bundled_embedder import (
+    EMBEDDER_ID,
+    EMBEDDER_WEIGHTS_BYTES,
+    ensure_embedder,
+    unpacked,
+)
+from corral.supervisor.models.checkpoint import weights_size
 from corral.supervisor.models.demo_model import (
     DEMO_FILE_NAME,
     DEMO_SIZE,
@@ -28,6 +36,7 @@ from corral.supervisor.models.demo_model import (
     header_part,
 )
 from corral.supervisor.models.gguf_header import GGUFError, MemoryShape, memory_shape, read_metadata
+from corral.supervisor.models.hf_entries import find_checkpoints, hf_argv, hf_footprint
 from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, Settings
 
 log = logging.getLogger("corral.catalog")
@@ -92,6 +101,7 @@ class Catalog:
         self.models_dir = settings.resolved_models_dir
         self.hub = HubCache(hub_cache_dir(settings.data_dir))
         self._demo_dir = settings.data_dir / "demo"
+        self._embedder_dir = settings.data_dir / "embeddings"
         self._shapes: dict[Path, tuple[tuple[int, int], MemoryShape]] = {}
 
     def reconfigure(self, settings: Settings) -> None:
@@ -113,6 +123,17 @@ class Catalog:
                 model_id = file.relative_to(self.models_dir).with_suffix("").as_posix()
                 if MODEL_ID_PATTERN.match(model_id):
                     found[model_id] = ModelEntry(model_id, "file", ModelPreset(), file, size)
+        hf = ModelPreset(backend="hf")
+        for model_id, directory in find_checkpoints(self.models_dir):
+            if MODEL_ID_PATTERN.match(model_id):
+                found[model_id] = ModelEntry(
+                    model_id, "file", hf, directory, weights_size(directory)
+                )
+        for point in self.hub.checkpoints():
+            if MODEL_ID_PATTERN.match(point.model_id):
+                found[point.model_id] = ModelEntry(
+                    point.model_id, "hub", hf, point.path, point.size, point.repo
+                )
         for item in self.hub.files():
             if MODEL_ID_PATTERN.match(item.model_id):  # ids over 128 characters are left out
                 found[item.model_id] = ModelEntry(
@@ -122,6 +143,10 @@ class Catalog:
             demo = self._demo_dir / DEMO_FILE_NAME
             found[DEMO_MODEL_ID] = ModelEntry(
                 DEMO_MODEL_ID, "demo", ModelPreset(), demo if demo.is_file() else None, DEMO_SIZE
+            )
+        if self._settings.embedding_model:
+            found[EMBEDDER_ID] = ModelEntry(
+                EMBEDDER_ID, "demo", hf, unpacked(self._embedder_dir), EMBEDDER_WEIGHTS_BYTES
             )
         for model_id, preset in self._settings.models.items():
             path = self._preset_path(model_id, preset)
@@ -158,6 +183,8 @@ class Catalog:
     def footprint(self, entry: ModelEntry) -> int:
         """Bytes the model's child is expected to hold: the weights (mapped in whole), the KV
         cache for its context and the compute buffer, sized from the GGUF header."""
+        if entry.backend == "hf":
+            return hf_footprint(entry.path, entry.preset, bundled=entry.id == EMBEDDER_ID)
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
         path = entry.path
         if path is None and entry.source == "demo":
@@ -190,8 +217,12 @@ class Catalog:
         if preset.backend == "fake":
             return ChildCommand([*base, "--model-id", entry.id, *preset.args], label=entry.id)
         path = entry.path
-        if entry.source == "demo":
+        if entry.source == "demo" and entry.id == EMBEDDER_ID:
+            path = await asyncio.to_thread(ensure_embedder, self._embedder_dir)
+        elif entry.source == "demo":
             path = await asyncio.to_thread(ensure_demo_model, self._demo_dir)
+        if preset.backend == "hf" and path is not None and path.is_dir():
+            return ChildCommand(hf_argv(entry.id, path, preset, settings), label=entry.id)
         if path is None or not path.is_file():
             if entry.repo is not None and entry.file is not None:
                 raise ModelNotFound(

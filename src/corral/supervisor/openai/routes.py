@@ -22,6 +22,7 @@ from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import owner_of, send_sse
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.generation import Generation
+from corral.supervisor.models.hf_entries import capabilities
 from corral.supervisor.models.shelf import downloading_object
 from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
 from corral.supervisor.openai.schemas import (
@@ -39,6 +40,7 @@ def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
     status = request.app[MANAGER].status(entry.id)
     view = status.view if status is not None else None
     state = _STATE_NAMES.get(view.state, view.state) if view is not None else "unloaded"
+    is_embedder = entry.backend == "hf" and entry.source == "demo"
     created = (
         int(entry.path.stat().st_mtime) if entry.path is not None and entry.path.exists() else 0
     )
@@ -51,6 +53,8 @@ def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
         "progress": status.progress if status is not None else None,
         "error": view.failure if view is not None and view.state == "failed" else None,
         "default": entry.id == request.app[CATALOG].default_model,
+        # What the model serves: "chat"/"completion", "embeddings" or "rerank".
+        "capabilities": list(capabilities(entry.backend, entry.path, bundled_embedder=is_embedder)),
     }
 
 
