@@ -7,6 +7,7 @@ tiny BERT cross-encoder (sequence classification with one label). Nothing is dow
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 SENTENCES = [
@@ -115,23 +116,39 @@ def _bert_config(vocab_size: int, **extra: object) -> object:
 
 
 def write_tiny_embedding_model(directory: Path, seed: int = 1) -> Path:
-    """A sentence-transformers directory (modules.json): tiny BERT, mean pooling, normalised."""
-    import tempfile
-
+    """A sentence-transformers directory in the classic layout all-MiniLM-L6-v2 has (written by
+    hand, so it does not depend on the library's version): a tiny BERT at the root, mean
+    pooling in 1_Pooling/, normalisation in 2_Normalize/, as modules.json lists them."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
     from transformers import AutoTokenizer, BertModel
 
-    with tempfile.TemporaryDirectory() as scratch:
-        base = Path(scratch)
-        _wordpiece_tokenizer(base)
-        vocab = len(AutoTokenizer.from_pretrained(base))
-        torch.manual_seed(seed)
-        BertModel(_bert_config(vocab)).save_pretrained(base)  # type: ignore[arg-type]
-        transformer = models.Transformer(str(base), max_seq_length=64)
-        pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
-        model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()])
-        model.save(str(directory))
+    directory.mkdir(parents=True, exist_ok=True)
+    _wordpiece_tokenizer(directory)
+    vocab = len(AutoTokenizer.from_pretrained(directory))
+    torch.manual_seed(seed)
+    BertModel(_bert_config(vocab)).save_pretrained(directory)  # type: ignore[arg-type]
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]  # fmt: skip
+    (directory / "modules.json").write_text(json.dumps(modules, indent=2))
+    (directory / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": 64, "do_lower_case": False})
+    )
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    (directory / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": 32,
+                "pooling_mode_cls_token": False,
+                "pooling_mode_mean_tokens": True,
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+            }
+        )
+    )
+    (directory / "2_Normalize").mkdir(exist_ok=True)
     return directory
 
 
@@ -147,3 +164,13 @@ def write_tiny_cross_encoder(directory: Path, seed: int = 1) -> Path:
     config = _bert_config(vocab, num_labels=1)
     BertForSequenceClassification(config).save_pretrained(directory)  # type: ignore[arg-type]
     return directory
+
+
+def write_tiny_models(root: Path) -> Path:
+    """The tests' hf models dir: ``tiny/chat`` (400 positions), ``tiny/long`` (8192, for
+    streams long enough to interrupt), ``tiny/embed`` and ``tiny/rerank``."""
+    write_tiny_chat_model(root / "tiny" / "chat", seed=1, max_positions=400)
+    write_tiny_chat_model(root / "tiny" / "long", seed=2, max_positions=8192)
+    write_tiny_embedding_model(root / "tiny" / "embed")
+    write_tiny_cross_encoder(root / "tiny" / "rerank")
+    return root

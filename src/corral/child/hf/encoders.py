@@ -42,7 +42,7 @@ class EmbeddingModel:
         self.model = SentenceTransformer(
             directory, device=device, local_files_only=True, trust_remote_code=trust_remote_code
         )
-        self.dimension = int(self.model.get_sentence_embedding_dimension() or 0)
+        self.dimension = int(self.model.get_embedding_dimension() or 0)
         self.max_tokens = int(self.model.max_seq_length or 512)
         # Frames stay well under the protocol's limit: a base64 vector is 4/3 of its bytes.
         self._per_frame = max(1, (MAX_FRAME_BYTES // 2) // (self.dimension * 6 + 8))
