@@ -8,13 +8,14 @@ import json
 import os
 import re
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import openai
 import pytest
 
-from tests.conftest import SupervisorFactory, client_for
+from tests.conftest import client_for
 from tests.support.supervisor_proc import Supervisor, pid_alive, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hf]
@@ -22,9 +23,43 @@ pytestmark = [pytest.mark.e2e, pytest.mark.hf]
 HELLO = [{"role": "user", "content": "Hello, how are you today?"}]
 
 
-@pytest.fixture
-def hf_sup(supervisor: SupervisorFactory, hf_models_dir: Path) -> Supervisor:
-    return supervisor(models_dir=hf_models_dir, presets=False)
+@pytest.fixture(scope="module")
+def hf_sup(hf_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
+    """One supervisor for the module: loading torch in a child is the slow part, so the
+    children stay loaded from test to test (each test reads only the log lines after its start)."""
+    tmp = tmp_path_factory.mktemp("hf-sup")
+    config = tmp / "corral.toml"
+    config.write_text(
+        'default_model = "tiny/chat"\nshutdown_grace = 10\nmax_loaded_models = 6\n'
+        "demo_model = false\nembedding_model = true\n"
+    )
+    sup = Supervisor(data_dir=tmp / "data", models_dir=hf_models_dir, config=config).start()
+    yield sup
+    assert sup.proc is not None
+    children = _child_pids(sup.proc.pid)
+    sup.terminate()
+    for pid in children:
+        assert not pid_alive(pid), f"child {pid} outlived its supervisor"
+
+
+def _child_pids(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _wait_for_new_log(sup: Supervisor, since: int, pattern: str) -> re.Match[str]:
+    regex = re.compile(pattern)
+    found: list[re.Match[str]] = []
+
+    def seen() -> bool:
+        found.extend(m for line in sup.lines[since:] if (m := regex.search(line)))
+        return bool(found)
+
+    wait_until(seen, 60, f"log line /{pattern}/")
+    return found[0]
 
 
 def _prompt_tokens(directory: Path, messages: list[dict[str, str]]) -> int:
@@ -118,6 +153,7 @@ def test_prompt_past_the_context_is_a_400(hf_sup: Supervisor) -> None:
 
 
 def test_disconnect_cancels_generation_in_the_hf_child(hf_sup: Supervisor) -> None:
+    since = len(hf_sup.lines)
     body = {"model": "tiny/long", "messages": HELLO, "stream": True, "max_tokens": 8000}
     with (
         hf_sup.http() as http,
@@ -130,7 +166,7 @@ def test_disconnect_cancels_generation_in_the_hf_child(hf_sup: Supervisor) -> No
                 seen += 1
                 if seen == 3:
                     break
-    match = hf_sup.wait_for_log(r"finished: reason=cancelled completion_tokens=(\d+)", 60)
+    match = _wait_for_new_log(hf_sup, since, r"finished: reason=cancelled completion_tokens=(\d+)")
     assert int(match.group(1)) < 8000
 
 
@@ -186,6 +222,9 @@ def test_embedding_refusals_are_400s(hf_sup: Supervisor) -> None:
     assert caught.value.param == "dimensions"
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model="tiny/chat", input="x")
+    assert caught.value.code == "model_not_supported"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="tiny/embed", messages=HELLO)  # type: ignore[arg-type]
     assert caught.value.code == "model_not_supported"
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model="tiny/embed", input="horses " * 100)

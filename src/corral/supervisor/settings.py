@@ -136,7 +136,9 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(default=None, description="default: DATA_DIR/models")
     default_model: str = DEMO_MODEL_ID
     demo_model: bool = Field(default=True, description="offer the bundled demo model")
-    embedding_model: bool = Field(default=True, description="offer the bundled MiniLM embedder")
+    embedding_model: bool | None = Field(
+        default=None, description="offer the bundled MiniLM embedder (default: as demo_model)"
+    )
     models: dict[str, ModelPreset] = {}
 
     # llama defaults for models without a preset

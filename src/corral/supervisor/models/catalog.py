@@ -144,7 +144,8 @@ class Catalog:
             found[DEMO_MODEL_ID] = ModelEntry(
                 DEMO_MODEL_ID, "demo", ModelPreset(), demo if demo.is_file() else None, DEMO_SIZE
             )
-        if self._settings.embedding_model:
+        embedder = self._settings.embedding_model
+        if embedder or (embedder is None and self._settings.demo_model):
             found[EMBEDDER_ID] = ModelEntry(
                 EMBEDDER_ID, "demo", hf, unpacked(self._embedder_dir), EMBEDDER_WEIGHTS_BYTES
             )

@@ -11,7 +11,9 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from corral.supervisor.errors import BadRequest
 from corral.supervisor.models.bundled_embedder import EMBEDDER_WEIGHTS_BYTES
 from corral.supervisor.models.checkpoint import (
     CAPABILITIES,
@@ -23,6 +25,10 @@ from corral.supervisor.models.checkpoint import (
 )
 from corral.supervisor.settings import ModelPreset, Settings
 
+if TYPE_CHECKING:  # the catalog imports this module
+    from corral.supervisor.models.catalog import ModelEntry
+
+_NAMES = {"chat": "chat completions", "completion": "completions", "rerank": "reranking"}
 # The bundled embedder before it is unpacked: float32 weights as published, plus the runtime.
 BUNDLED_EMBEDDER_FOOTPRINT = RUNTIME_BYTES + EMBEDDER_WEIGHTS_BYTES
 
@@ -57,6 +63,17 @@ def capabilities(backend: str, path: Path | None, *, bundled_embedder: bool) -> 
         return CAPABILITIES["embed"]
     task = task_of(backend, path)
     return CAPABILITIES[task] if task is not None else CAPABILITIES["chat"]
+
+
+def require(entry: ModelEntry, capability: str) -> None:
+    """A 400 naming the model when it does not serve ``capability`` (before any load)."""
+    bundled = entry.backend == "hf" and entry.source == "demo"
+    if capability not in capabilities(entry.backend, entry.path, bundled_embedder=bundled):
+        raise BadRequest(
+            f"the model '{entry.id}' does not serve {_NAMES.get(capability, capability)}",
+            param="model",
+            code="model_not_supported",
+        )
 
 
 def hf_footprint(path: Path | None, preset: ModelPreset, *, bundled: bool) -> int:

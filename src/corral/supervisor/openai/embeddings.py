@@ -14,7 +14,7 @@ from corral.supervisor.appkeys import MANAGER
 from corral.supervisor.errors import BadRequest
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.encoding import EncodeCall, split_inputs, vector_floats
-from corral.supervisor.models.hf_entries import capabilities
+from corral.supervisor.models.hf_entries import require
 from corral.supervisor.openai.routes import resolve_for
 from corral.supervisor.openai.schemas import _Lenient, parse_body
 
@@ -67,14 +67,7 @@ class RerankRequest(_Lenient):
 
 def _serving(request: web.Request, name: str | None, capability: str) -> ModelEntry:
     entry = resolve_for(request, name)
-    bundled = entry.backend == "hf" and entry.source == "demo"
-    if capability not in capabilities(entry.backend, entry.path, bundled_embedder=bundled):
-        what = "embeddings" if capability == "embeddings" else "reranking"
-        raise BadRequest(
-            f"the model '{entry.id}' does not serve {what}",
-            param="model",
-            code="model_not_supported",
-        )
+    require(entry, capability)
     return entry
 
 
