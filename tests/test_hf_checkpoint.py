@@ -171,3 +171,20 @@ def test_generation_settings_greedy_sampled_and_refused(hf_models_dir: Path) -> 
             vocab_size=50,
         )
     assert json.loads(greedy.to_json_string())["do_sample"] is False
+
+
+def test_embed_and_rerank_frames_round_trip() -> None:
+    from corral.protocol import FROM_CHILD, TO_CHILD, decode, encode
+    from corral.protocol.messages import Embed, Embeddings, Rerank, Scores
+
+    for message in (
+        Embed(request_id="e", texts=("a", "b"), dimensions=8),
+        Embed(request_id="i", token_ids=((1, 2), (3,))),
+        Rerank(request_id="r", query="q", documents=("x", "y")),
+    ):
+        assert decode(TO_CHILD, encode(message).rstrip(b"\n")) == message
+    for frame in (
+        Embeddings(request_id="e", start=2, vectors=("AACAPw==",)),
+        Scores(request_id="r", scores=(0.25, -1.0)),
+    ):
+        assert decode(FROM_CHILD, encode(frame).rstrip(b"\n")) == frame

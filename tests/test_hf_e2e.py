@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,8 +109,14 @@ def test_streaming_chat_usage_and_finish(hf_sup: Supervisor, hf_models_dir: Path
 
 
 def test_seed_reproduces_and_stop_strings_cut(hf_sup: Supervisor) -> None:
+    from transformers import AutoTokenizer
+
     client = client_for(hf_sup)
-    args = {"model": "tiny/chat", "messages": HELLO, "max_tokens": 40, "temperature": 1.0}
+    eos = AutoTokenizer.from_pretrained(hf_sup.models_dir / "tiny" / "chat").eos_token_id
+    args = {
+        "model": "tiny/chat", "messages": HELLO, "max_tokens": 40, "temperature": 1.0,
+        "logit_bias": {str(eos): -100},  # all 40 tokens, whatever the random weights say
+    }  # fmt: skip
     first = client.chat.completions.create(**args, seed=11)  # type: ignore[call-overload]
     again = client.chat.completions.create(**args, seed=11)  # type: ignore[call-overload]
     text = first.choices[0].message.content or ""
@@ -289,3 +296,19 @@ def test_bundled_minilm_knows_a_cat_from_a_carburetor(hf_sup: Supervisor) -> Non
     cat, kitten, carburetor = (np.array(d.embedding) for d in reply.data)
     assert len(cat) == 384
     assert float(cat @ kitten) > float(cat @ carburetor)
+
+
+def test_an_hf_model_is_deleted_with_its_directory(hf_sup: Supervisor, hf_models_dir: Path) -> None:
+    doomed = hf_models_dir / "scratch" / "doomed"
+    shutil.copytree(hf_models_dir / "tiny" / "rerank", doomed)
+    size = sum(p.stat().st_size for p in doomed.rglob("*") if p.is_file())
+    try:
+        with hf_sup.http() as http:
+            assert "scratch/doomed" in {m["id"] for m in http.get("/v1/models").json()["data"]}
+            response = http.post("/admin/models/delete", json={"model": "scratch/doomed"})
+            assert response.status_code == 200, response.text
+            assert response.json()["freed_bytes"] == size
+            assert "scratch/doomed" not in {m["id"] for m in http.get("/v1/models").json()["data"]}
+        assert not doomed.exists()
+    finally:
+        shutil.rmtree(hf_models_dir / "scratch", ignore_errors=True)

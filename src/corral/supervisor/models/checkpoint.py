@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,3 +145,16 @@ def footprint(
         vocab = int(config.get("vocab_size") or 0)
         extra += vocab * 4 * 4  # a few float32 rows of logits while sampling
     return RUNTIME_BYTES + weights + extra
+
+
+def remove_tree(directory: Path) -> int:
+    """Delete a checkpoint directory (or a hub repo folder); returns the bytes freed. Symlinks
+    are removed, never followed: a hub snapshot's entries point into its own blobs/."""
+    freed = 0
+    for dirpath, _, files in os.walk(directory):
+        for name in files:
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                freed += path.stat().st_size
+    shutil.rmtree(directory)
+    return freed

@@ -20,6 +20,7 @@ from corral.supervisor.errors import BadRequest, Conflict, Forbidden, ModelNotFo
 from corral.supervisor.hub.downloads import DownloadManager
 from corral.supervisor.hub.jobs import Downloading
 from corral.supervisor.models.catalog import Catalog, ModelEntry
+from corral.supervisor.models.checkpoint import remove_tree
 from corral.supervisor.models.manager import ModelManager
 
 log = logging.getLogger("corral.admin")
@@ -118,6 +119,20 @@ class ModelAdmin:
                 )
             await self.manager.forget(entry.id, force=force)
             freed = await asyncio.to_thread(self.catalog.hub.delete, repo, file)
+        elif entry.backend == "hf" and entry.path is not None and entry.path.is_dir():
+            # A checkpoint is a directory: the whole repo folder for a pulled one.
+            if entry.source == "hub" and entry.repo is not None:
+                if self.downloads.busy(entry.repo):
+                    raise Conflict(
+                        f"a download of {entry.repo} is running; cancel it first",
+                        param="model",
+                        code="download_in_progress",
+                    )
+                tree = self.catalog.hub.repo_dir(entry.repo)
+            else:
+                tree = self._deletable_file(entry)
+            await self.manager.forget(entry.id, force=force)
+            freed = await asyncio.to_thread(remove_tree, tree)
         else:
             path = self._deletable_file(entry)
             await self.manager.forget(entry.id, force=force)
