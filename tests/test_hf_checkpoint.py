@@ -188,3 +188,26 @@ def test_embed_and_rerank_frames_round_trip() -> None:
         Scores(request_id="r", scores=(0.25, -1.0)),
     ):
         assert decode(FROM_CHILD, encode(frame).rstrip(b"\n")) == frame
+
+
+async def test_a_child_that_does_not_embed_says_so() -> None:
+    """The generic runtime answers embed/rerank for backends without ``encode`` (the fake)."""
+    import sys
+
+    from corral.protocol.messages import Embed, Error, Rerank
+    from corral.supervisor.child_process import ChildCommand, ChildProcess
+
+    child = ChildProcess(ChildCommand([sys.executable, "-m", "corral.child", "fake"], "fake"))
+    try:
+        await child.start(hello_timeout=30, load_timeout=30)
+        for message in (
+            Embed(request_id="e", texts=("x",)),
+            Rerank(request_id="r", query="q", documents=("d",)),
+        ):
+            handle = await child.open_request(message)
+            event = await handle.next_event()
+            assert isinstance(event, Error)
+            assert event.code == "unsupported"
+            assert message.type in event.message
+    finally:
+        await child.stop(5)
