@@ -66,11 +66,18 @@ async def test_pull_of_a_safetensors_repo_serves_it(
     entry = catalog.entries()["hf.co/org/tiny-chat"]
     assert (entry.source, entry.backend, entry.repo) == ("hub", "hf", "org/tiny-chat")
     assert entry.size_bytes == len(files["model.safetensors"])
-    command = await catalog.command(entry)
+    # A preset names the pulled checkpoint by its repo alone, with its own settings.
+    preset = {"backend": "hf", "repo": "org/tiny-chat", "device": "cpu", "n_ctx": 200}
+    with_preset = Catalog(load_settings(None, data_dir=settings.data_dir, models={"q": preset}))
+    named = with_preset.entries()["q"]
+    assert named.path == entry.path
+    assert named.size_bytes == entry.size_bytes
+    command = await with_preset.command(named)
+    assert list(command.argv[-4:]) == ["--n-ctx", "200", "--device", "cpu"]
     child = ChildProcess(command)
     try:
         ready = await child.start(hello_timeout=60, load_timeout=120)
-        assert ready.n_ctx == 400
+        assert ready.n_ctx == 200  # the preset's, under the config's 400
         request = Generate(request_id="r1", prompt="The cat", params=SamplingParams(max_tokens=3))
         handle = await child.open_request(request)
         started = await handle.next_event()

@@ -72,10 +72,12 @@ class ModelPreset(BaseModel):
             if self.file is not None or self.revision is not None:
                 raise ValueError("file and revision need repo")
             return self
-        if self.path is not None or self.file is None:
+        # An hf checkpoint is a whole snapshot: repo alone names it.
+        if self.path is not None or (self.file is None and self.backend != "hf"):
             raise ValueError("give either path, or repo with file")
         check_repo_id(self.repo)
-        check_file_name(self.file)
+        if self.file is not None:
+            check_file_name(self.file)
         if self.revision is not None:
             check_revision(self.revision)
         return self

@@ -84,7 +84,10 @@ class HfBackend:
 
     def __post_init__(self) -> None:
         if self.task is None:
-            self.task = detect_task(self.model_dir)
+            try:
+                self.task = detect_task(self.model_dir)
+            except (OSError, ValueError):  # no config.json: load() will say so, after hello
+                self.task = "chat"
         self.capabilities = _CAPABILITIES[self.task]
 
     def load(self, progress: Callable[[float, str], None]) -> Ready:

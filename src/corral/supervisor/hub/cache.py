@@ -194,6 +194,16 @@ class HubCache:
         path = folder / "snapshots" / commit / check_file_name(file)
         return path if path.is_file() and _inside(path, self.root) else None
 
+    def resolve_checkpoint(self, repo: str, revision: str | None) -> Path | None:
+        """The snapshot directory of a safetensors checkpoint at ``revision``, if cached."""
+        folder = self.repo_dir(repo)
+        revision = check_revision(revision or "main")
+        commit = revision if COMMIT_RE.match(revision) else self._refs(folder).get(revision)
+        if commit is None:
+            return None
+        path = folder / "snapshots" / commit
+        return path if (path / "config.json").is_file() and _inside(path, self.root) else None
+
     def delete(self, repo: str, file: str) -> int:
         """Remove ``file`` (all its shards) from every snapshot, and blobs nothing else uses.
 

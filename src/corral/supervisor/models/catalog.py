@@ -152,6 +152,8 @@ class Catalog:
         for model_id, preset in self._settings.models.items():
             path = self._preset_path(model_id, preset)
             size = (_size(path) if path is not None else None) or 0
+            if preset.backend == "hf" and path is not None and path.is_dir():
+                size = weights_size(path)
             found[model_id] = ModelEntry(
                 model_id, "preset", preset, path, size, preset.repo, preset.file
             )
@@ -160,6 +162,8 @@ class Catalog:
     def _preset_path(self, model_id: str, preset: ModelPreset) -> Path | None:
         if preset.repo is not None and preset.file is not None:
             return self.hub.resolve(preset.repo, preset.file, preset.revision)
+        if preset.repo is not None:  # an hf checkpoint: the whole snapshot
+            return self.hub.resolve_checkpoint(preset.repo, preset.revision)
         if preset.path is None:
             return None
         path = preset.path if preset.path.is_absolute() else self.models_dir / preset.path
@@ -225,10 +229,10 @@ class Catalog:
         if preset.backend == "hf" and path is not None and path.is_dir():
             return ChildCommand(hf_argv(entry.id, path, preset, settings), label=entry.id)
         if path is None or not path.is_file():
-            if entry.repo is not None and entry.file is not None:
+            if entry.repo is not None:
                 raise ModelNotFound(
                     f"the model '{entry.id}' is not downloaded yet: "
-                    f"corral pull {entry.repo} {entry.file}",
+                    f"corral pull {entry.repo} {entry.file or ''}".rstrip(),
                     param="model",
                 )
             raise ModelNotFound(f"the model file of '{entry.id}' is missing", param="model")
