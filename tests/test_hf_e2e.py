@@ -233,6 +233,17 @@ def test_embedding_refusals_are_400s(hf_sup: Supervisor) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="tiny/embed", messages=HELLO)  # type: ignore[arg-type]
     assert caught.value.code == "model_not_supported"
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="tiny/chat", messages=HELLO, tools=[tool])  # type: ignore[arg-type,list-item]
+    assert (caught.value.code, caught.value.param) == ("unsupported", "tools")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="tiny/chat",
+            messages=HELLO,
+            response_format={"type": "json_object"},  # type: ignore[arg-type]
+        )
+    assert (caught.value.code, caught.value.param) == ("unsupported", "response_format")
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model="tiny/embed", input="horses " * 100)
     assert caught.value.code == "context_length_exceeded"

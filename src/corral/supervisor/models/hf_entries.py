@@ -76,6 +76,28 @@ def require(entry: ModelEntry, capability: str) -> None:
         )
 
 
+def refuse_unsupported(entry: ModelEntry, extra: dict[str, object] | None) -> None:
+    """The hf child has no tool calling and no constrained decoding yet: a request that asks
+    for them is a 400 naming the field, not an answer that silently ignores it."""
+    if entry.backend != "hf" or not extra:
+        return
+    for name in ("tools", "tool_choice", "functions", "function_call"):
+        if extra.get(name):
+            raise BadRequest(
+                f"'{name}': tool calling is not supported by the hf backend yet",
+                param=name,
+                code="unsupported",
+            )
+    response_format = extra.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
+        raise BadRequest(
+            "'response_format': structured output (constrained decoding) is not supported by "
+            "the hf backend yet",
+            param="response_format",
+            code="unsupported",
+        )
+
+
 def hf_footprint(path: Path | None, preset: ModelPreset, *, bundled: bool) -> int:
     """From the safetensors headers; a model without files yet counts only the runtime."""
     fallback = BUNDLED_EMBEDDER_FOOTPRINT if bundled else RUNTIME_BYTES

@@ -22,7 +22,7 @@ from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import owner_of, send_sse
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.generation import Generation
-from corral.supervisor.models.hf_entries import capabilities, require
+from corral.supervisor.models.hf_entries import capabilities, refuse_unsupported, require
 from corral.supervisor.models.shelf import downloading_object
 from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
 from corral.supervisor.openai.schemas import (
@@ -111,6 +111,7 @@ async def _generate(
     settings = request.app[SETTINGS].current
     entry = resolve_for(request, body.model)
     require(entry, kind)  # an embedding model does not chat: a 400 before any load
+    refuse_unsupported(entry, body.model_extra)
     request_id = uuid.uuid4().hex
     generation = Generation(
         request.app[MANAGER],
