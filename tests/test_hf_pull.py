@@ -51,12 +51,18 @@ async def test_pull_of_a_safetensors_repo_serves_it(
 
     manager = DownloadManager(settings, planner=planner)
     try:
+        hub.stall("model.safetensors", 64 << 10)  # hold the weights while we look
         job = await manager.pull("org/tiny-chat")
         assert set(job.files) == wanted
+        pulling = manager.downloading()["hf.co/org/tiny-chat"]  # one model, not per file
+        assert (pulling.repo, pulling.job) == ("org/tiny-chat", job.id)
+        assert pulling.progress is None or pulling.progress < 1
+        hub.release()
         with manager.events.subscribe() as events:
             while manager.get(job.id).state not in ("finished", "failed"):
                 await asyncio.wait_for(events.get(), 60)
         assert manager.get(job.id).state == "finished", manager.get(job.id)
+        assert "hf.co/org/tiny-chat" not in manager.downloading()
     finally:
         await manager.close()
     fetched = {s.file for s in hub.served if s.method == "GET" and s.status in (200, 206)}

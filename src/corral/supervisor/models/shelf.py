@@ -200,8 +200,8 @@ class ModelAdmin:
             "id": item.model_id,
             "state": "downloading",
             "size_bytes": item.size or None,
-            "backend": "llama",
-            "source": f"hf:{item.repo}/{item.file}",
+            "backend": "llama" if item.file else "hf",  # no file: a whole checkpoint
+            "source": f"hf:{item.repo}/{item.file}" if item.file else f"hf:{item.repo}",
             "repo": item.repo,
             "file": item.file,
             "loaded_since": None,
