@@ -272,6 +272,14 @@ def test_rerank_orders_by_the_cross_encoders_scores(
         )
         assert refused.status_code == 400
         assert refused.json()["error"]["code"] == "model_not_supported"
+        long = http.post(
+            "/v1/rerank", json={"model": "tiny/rerank", "query": "q", "documents": ["sea " * 200]}
+        )
+        assert long.status_code == 400
+        assert (long.json()["error"]["code"], long.json()["error"]["param"]) == (
+            "context_length_exceeded",
+            "documents",
+        )
     reference = CrossEncoder(str(hf_models_dir / "tiny" / "rerank"), device="cpu")
     scores = reference.predict([(query, d) for d in documents])
     expected = sorted(range(4), key=lambda i: -scores[i])[:3]

@@ -101,8 +101,9 @@ class EmbeddingModel:
         features = {
             "input_ids": input_ids.to(self.model.device),
             "attention_mask": mask.to(self.model.device),
-            "token_type_ids": torch.zeros_like(input_ids).to(self.model.device),
         }
+        if "token_type_ids" in tokenizer.model_input_names:  # BERT has them; others do not
+            features["token_type_ids"] = torch.zeros_like(features["input_ids"])
         with torch.inference_mode():
             out = self.model(features)["sentence_embedding"]
         return out.float().cpu().numpy()
@@ -118,7 +119,12 @@ class RerankModel:
         labels = int(self.model.config.num_labels)
         if labels != 1:
             raise ValueError(f"a reranker scores with one label; this model has {labels}")
-        self.max_tokens = int(self.model.max_length or self.model.tokenizer.model_max_length)
+        # A tokenizer without a limit says 1e30; the position embeddings are the real one.
+        positions = getattr(self.model.config, "max_position_embeddings", None) or 512
+        self.max_tokens = min(
+            int(self.model.max_length or positions),
+            int(min(self.model.tokenizer.model_max_length, positions)),
+        )
 
     def encode(self, job: EncodeJob) -> Usage:
         request = job.request
