@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from corral.child.runtime import EncodeJob, Job, RequestFailed
 from corral.protocol.messages import ChildKind, FinishReason, Ready, Usage
@@ -105,11 +105,13 @@ class HfBackend:
             return self._load_chat(device, progress)
         from corral.child.hf.encoders import EmbeddingModel, RerankModel
 
+        # The same dtype rule as for chat, and a device_map when one is set.
+        kwargs: dict[str, Any] = {"dtype": resolve_dtype(self.dtype, device, self.model_dir)}
+        if self.device_map is not None:
+            kwargs["device_map"] = self.device_map
         encoder: EmbeddingModel | RerankModel
-        if self.task == "embed":
-            encoder = EmbeddingModel(str(self.model_dir), device, self.trust_remote_code)
-        else:
-            encoder = RerankModel(str(self.model_dir), device, self.trust_remote_code)
+        model = EmbeddingModel if self.task == "embed" else RerankModel
+        encoder = model(str(self.model_dir), device, self.trust_remote_code, kwargs)
         self._encoder = encoder
         progress(1.0, "ready")
         return Ready(model=self.model_id, n_ctx=encoder.max_tokens, chat_template=False)

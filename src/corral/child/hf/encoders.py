@@ -36,11 +36,17 @@ def _b64(vector: Any) -> str:
 
 
 class EmbeddingModel:
-    def __init__(self, directory: str, device: str, trust_remote_code: bool) -> None:
+    def __init__(
+        self, directory: str, device: str, trust_remote_code: bool, model_kwargs: dict[str, Any]
+    ) -> None:
         from sentence_transformers import SentenceTransformer  # heavy; only for this task
 
         self.model = SentenceTransformer(
-            directory, device=device, local_files_only=True, trust_remote_code=trust_remote_code
+            directory,
+            device=device,
+            local_files_only=True,
+            trust_remote_code=trust_remote_code,
+            model_kwargs=model_kwargs or None,
         )
         self.dimension = int(self.model.get_embedding_dimension() or 0)
         self.max_tokens = int(self.model.max_seq_length or 512)
@@ -110,11 +116,17 @@ class EmbeddingModel:
 
 
 class RerankModel:
-    def __init__(self, directory: str, device: str, trust_remote_code: bool) -> None:
+    def __init__(
+        self, directory: str, device: str, trust_remote_code: bool, model_kwargs: dict[str, Any]
+    ) -> None:
         from sentence_transformers import CrossEncoder  # heavy; only for this task
 
         self.model = CrossEncoder(
-            directory, device=device, local_files_only=True, trust_remote_code=trust_remote_code
+            directory,
+            device=device,
+            local_files_only=True,
+            trust_remote_code=trust_remote_code,
+            model_kwargs=model_kwargs or None,
         )
         labels = int(self.model.config.num_labels)
         if labels != 1:
