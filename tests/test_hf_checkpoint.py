@@ -211,3 +211,17 @@ async def test_a_child_that_does_not_embed_says_so() -> None:
             assert message.type in event.message
     finally:
         await child.stop(5)
+
+
+def test_child_and_catalog_agree_on_tasks_and_dtypes(hf_models_dir: Path) -> None:
+    """The child decides for itself when run by hand; it must decide as the catalog does."""
+    from corral.child.hf.backend import detect_task, resolve_dtype
+
+    for _, directory in find_checkpoints(hf_models_dir):
+        assert detect_task(directory) == checkpoint_task(directory)
+    chat = hf_models_dir / "tiny" / "chat"
+    assert resolve_dtype("auto", "cpu", chat) is torch.float32  # the checkpoint's own
+    assert resolve_dtype("auto", "cuda", chat) is torch.bfloat16
+    assert resolve_dtype("float16", "cpu", chat) is torch.float16
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_dtype("float17", "cpu", chat)
