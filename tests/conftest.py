@@ -44,6 +44,14 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hf_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random Hugging Face checkpoints (chat, long chat, embed, rerank), built once."""
+    from tests.support.tiny_hf import write_tiny_models  # torch: only for the tests that ask
+
+    return write_tiny_models(tmp_path_factory.mktemp("hf-models"))
+
+
+@pytest.fixture(scope="session")
 def shared_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data dir per test session, so the 491 MB demo model is assembled only once."""
     return tmp_path_factory.mktemp("data")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corral.child.llama.text_stream import StopTextStream
+from corral.child.text_stream import StopTextStream
 
 
 def run(pieces: list[bytes], stops: list[str]) -> tuple[str, bool]:

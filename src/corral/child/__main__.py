@@ -24,6 +24,18 @@ def _parser() -> argparse.ArgumentParser:
     llama.add_argument("--n-gpu-layers", type=int, default=0, help="-1 offloads all layers")
     llama.add_argument("--chat-template", default=None, help="Jinja template overriding the GGUF's")
 
+    hf = kinds.add_parser("hf", help="transformers on one checkpoint directory")
+    hf.add_argument("--model", required=True, type=Path, help="checkpoint directory")
+    hf.add_argument("--model-id", default=None, help="the id the supervisor knows it by")
+    hf.add_argument("--task", choices=["chat", "embed", "rerank"], default=None)
+    hf.add_argument("--n-ctx", type=int, default=None, help="at most the config's positions")
+    hf.add_argument("--n-threads", type=int, default=None)
+    hf.add_argument("--device", default=None, help="cuda when torch sees a GPU, else cpu")
+    hf.add_argument("--dtype", default="auto")
+    hf.add_argument("--device-map", default=None)
+    hf.add_argument("--trust-remote-code", action="store_true")
+    hf.add_argument("--chat-template", default=None, help="Jinja template overriding the model's")
+
     fake = kinds.add_parser("fake", help="no model; speaks the protocol for tests")
     fake.add_argument("--model-id", default="fake")
     fake.add_argument("--load-delay", type=float, default=0.0)
@@ -59,6 +71,21 @@ def _backend(args: argparse.Namespace) -> Backend:
             n_batch=args.n_batch,
             n_gpu_layers=args.n_gpu_layers,
             chat_template=args.chat_template,
+        )
+    if args.kind == "hf":
+        from corral.child.hf.backend import HfBackend  # torch: only when used
+
+        return HfBackend(
+            model_dir=args.model,
+            model_id=args.model_id or str(args.model),
+            task=args.task,
+            n_ctx=args.n_ctx,
+            device=args.device,
+            dtype=args.dtype,
+            device_map=args.device_map,
+            trust_remote_code=args.trust_remote_code,
+            chat_template=args.chat_template,
+            n_threads=args.n_threads,
         )
     from corral.child.fake.backend import FakeBackend
 

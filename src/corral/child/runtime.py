@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from corral.child.stdio import Channel
 from corral.protocol import PROTOCOL_VERSION, ProtocolError
@@ -22,12 +22,14 @@ from corral.protocol.messages import (
     ChildKind,
     Delta,
     Done,
+    Embed,
     Error,
     FinishReason,
     Generate,
     Hello,
     LoadProgress,
     Ready,
+    Rerank,
     Shutdown,
     Started,
     Stats,
@@ -59,6 +61,22 @@ class Job:
         self.channel.send(Delta(request_id=self.request_id, text=text, tokens=tokens))
 
 
+@dataclass
+class EncodeJob:
+    """One embed or rerank request: no tokens are generated, results go out as frames."""
+
+    request: Embed | Rerank
+    channel: Channel
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    def started(self, prompt_tokens: int) -> None:
+        self.channel.send(Started(request_id=self.request_id, prompt_tokens=prompt_tokens))
+
+
 class RequestFailed(Exception):
     """A request-level failure the backend can name (prompt too long, bad parameter)."""
 
@@ -77,13 +95,20 @@ class Backend(Protocol):
     def generate(self, job: Job) -> tuple[FinishReason, Usage]: ...
 
 
+@runtime_checkable
+class Encoder(Protocol):
+    """A backend that also embeds or reranks (the hf child's encoder models)."""
+
+    def encode(self, job: EncodeJob) -> Usage: ...
+
+
 class Runtime:
     def __init__(self, backend: Backend, channel: Channel) -> None:
         self._backend = backend
         self._channel = channel
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[str, Job | EncodeJob] = {}
         self._jobs_lock = threading.Lock()
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._queue: queue.Queue[Job | EncodeJob | None] = queue.Queue()
         self._loaded = threading.Event()
         self._tokens_generated = 0
 
@@ -125,11 +150,13 @@ class Runtime:
             self._run_job(job)
         self._queue.put(None)  # pass the stop marker on to the next worker
 
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: Job | EncodeJob) -> None:
         try:
             if job.cancelled.is_set():
                 reason: FinishReason = "cancelled"
                 usage = Usage(prompt_tokens=0, completion_tokens=0)
+            elif isinstance(job, EncodeJob):
+                reason, usage = "stop", self._encode(job)
             else:
                 reason, usage = self._backend.generate(job)
             with self._jobs_lock:
@@ -156,6 +183,11 @@ class Runtime:
             with self._jobs_lock:
                 self._jobs.pop(job.request_id, None)
 
+    def _encode(self, job: EncodeJob) -> Usage:
+        if not isinstance(self._backend, Encoder):
+            raise RequestFailed("unsupported", f"this model does not serve {job.request.type}")
+        return self._backend.encode(job)
+
     def _read_loop(self) -> None:
         for message in self._channel.messages():
             if isinstance(message, ProtocolError):
@@ -166,7 +198,9 @@ class Runtime:
                     )
                 )
             elif isinstance(message, Generate):
-                self._accept(message)
+                self._accept(Job(request=message, channel=self._channel))
+            elif isinstance(message, Embed | Rerank):
+                self._accept(EncodeJob(request=message, channel=self._channel))
             elif isinstance(message, Cancel):
                 with self._jobs_lock:
                     job = self._jobs.get(message.request_id)
@@ -190,8 +224,8 @@ class Runtime:
                 )
         self._stop()
 
-    def _accept(self, request: Generate) -> None:
-        job = Job(request=request, channel=self._channel)
+    def _accept(self, job: Job | EncodeJob) -> None:
+        request = job.request
         with self._jobs_lock:
             duplicate = request.request_id in self._jobs
             if not duplicate:

@@ -87,6 +87,27 @@ class Generate(_Message):
     params: SamplingParams = SamplingParams()
 
 
+class Embed(_Message):
+    """Embed each input: ``texts``, or ``token_ids`` (lists of token ids) for backends that
+    take them. Answered by ``started``, ``embeddings`` chunks in input order, then ``done``."""
+
+    type: Literal["embed"] = "embed"
+    request_id: RequestId
+    texts: tuple[str, ...] = ()
+    token_ids: tuple[tuple[int, ...], ...] = ()
+    dimensions: int | None = Field(default=None, ge=1)
+
+
+class Rerank(_Message):
+    """Score each document against ``query`` (a cross-encoder). Answered by ``started``, one
+    ``scores`` frame, then ``done``."""
+
+    type: Literal["rerank"] = "rerank"
+    request_id: RequestId
+    query: str
+    documents: tuple[str, ...]
+
+
 class Cancel(_Message):
     type: Literal["cancel"] = "cancel"
     request_id: RequestId
@@ -162,6 +183,24 @@ class Delta(_Message):
     tokens: int = Field(ge=0)
 
 
+class Embeddings(_Message):
+    """Vectors ``start``, ``start + 1``, ... of an ``embed`` request, each the base64 of its
+    little-endian float32 values (exact, and a third of the size of JSON numbers)."""
+
+    type: Literal["embeddings"] = "embeddings"
+    request_id: RequestId
+    start: int = Field(ge=0)
+    vectors: tuple[str, ...]
+
+
+class Scores(_Message):
+    """A ``rerank`` request's relevance scores, one per document in request order."""
+
+    type: Literal["scores"] = "scores"
+    request_id: RequestId
+    scores: tuple[float, ...]
+
+
 class Done(_Message):
     type: Literal["done"] = "done"
     request_id: RequestId
@@ -218,7 +257,7 @@ class DownloadFailed(_Message):
 
 
 ToChild = Annotated[
-    Generate | Cancel | StatsRequest | Shutdown | DownloadStart,
+    Generate | Embed | Rerank | Cancel | StatsRequest | Shutdown | DownloadStart,
     Field(discriminator="type"),
 ]
 FromChild = Annotated[
@@ -227,6 +266,8 @@ FromChild = Annotated[
     | Ready
     | Started
     | Delta
+    | Embeddings
+    | Scores
     | Done
     | Error
     | Stats

@@ -21,6 +21,7 @@ from corral.supervisor.http.cors import cors_middleware
 from corral.supervisor.http.errors import errors_middleware
 from corral.supervisor.http.request_log import request_log_middleware
 from corral.supervisor.models import routes as admin_routes
+from corral.supervisor.openai import embeddings as embedding_routes
 from corral.supervisor.openai import routes as openai_routes
 from corral.supervisor.reloading import Reloader
 from corral.supervisor.settings import LiveSettings, Settings
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics.watch_app(app)
     services.install(app)
     openai_routes.setup(app)
+    embedding_routes.setup(app)
     stream_routes.setup(app)
     auth_routes.setup(app)
     conversation_routes.setup(app)

@@ -29,12 +29,16 @@ from corral.protocol.messages import (
     Cancel,
     Delta,
     Done,
+    Embed,
+    Embeddings,
     Error,
     FromChild,
     Generate,
     Hello,
     LoadProgress,
     Ready,
+    Rerank,
+    Scores,
     Shutdown,
     Started,
     ToChild,
@@ -78,7 +82,7 @@ class ChildExit:
         return f"the model process {how}" + (f"; last log lines: {tail}" if tail else "")
 
 
-RequestEvent = Started | Delta | Done | Error | ChildFailed
+RequestEvent = Started | Delta | Embeddings | Scores | Done | Error | ChildFailed
 
 
 class RequestHandle:
@@ -207,7 +211,7 @@ class ChildProcess:
         except (ConnectionError, RuntimeError):
             raise ChildFailed(self._exit_message()) from None
 
-    async def open_request(self, message: Generate) -> RequestHandle:
+    async def open_request(self, message: Generate | Embed | Rerank) -> RequestHandle:
         handle = RequestHandle(message.request_id, self)
         self._requests[message.request_id] = handle
         try:
@@ -306,7 +310,8 @@ class ChildProcess:
             handle._put(ChildFailed(f"{self.command.label}: protocol error: {exc}"))
 
     def _dispatch(self, frame: FromChild) -> None:
-        if isinstance(frame, Started | Delta | Done | Error) and frame.request_id is not None:
+        request_frames = Started | Delta | Embeddings | Scores | Done | Error
+        if isinstance(frame, request_frames) and frame.request_id is not None:
             # A request ends here, not when its reader gets to the frame: a cancelled
             # request's reader may be gone already.
             if isinstance(frame, Done | Error):

@@ -47,7 +47,7 @@ class ModelPreset(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["llama", "fake"] = "llama"
+    backend: Literal["llama", "fake", "hf"] = "llama"
     path: Path | None = Field(default=None, description="GGUF file, relative to models_dir")
     repo: str | None = Field(default=None, description="hub repo of the GGUF (with file)")
     file: str | None = Field(default=None, description="GGUF file in repo, from the hub cache")
@@ -55,6 +55,12 @@ class ModelPreset(BaseModel):
     n_ctx: int | None = Field(default=None, ge=16)
     n_threads: int | None = Field(default=None, ge=1)
     n_gpu_layers: int | None = None
+    # hf backend: torch device ("cuda", "cpu", "cuda:1"; default cuda when torch sees a GPU),
+    # dtype ("auto", "float32", "bfloat16", ...), accelerate's device_map, remote code (off).
+    device: str | None = None
+    dtype: str | None = None
+    device_map: str | None = None
+    trust_remote_code: bool = False
     chat_template: str | None = None
     system_prompt: str | None = None
     sampling: SamplingDefaults = SamplingDefaults()
@@ -72,10 +78,12 @@ class ModelPreset(BaseModel):
             if self.file is not None or self.revision is not None:
                 raise ValueError("file and revision need repo")
             return self
-        if self.path is not None or self.file is None:
+        # An hf checkpoint is a whole snapshot: repo alone names it.
+        if self.path is not None or (self.file is None and self.backend != "hf"):
             raise ValueError("give either path, or repo with file")
         check_repo_id(self.repo)
-        check_file_name(self.file)
+        if self.file is not None:
+            check_file_name(self.file)
         if self.revision is not None:
             check_revision(self.revision)
         return self
@@ -136,6 +144,9 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(default=None, description="default: DATA_DIR/models")
     default_model: str = DEMO_MODEL_ID
     demo_model: bool = Field(default=True, description="offer the bundled demo model")
+    embedding_model: bool | None = Field(
+        default=None, description="offer the bundled MiniLM embedder (default: as demo_model)"
+    )
     models: dict[str, ModelPreset] = {}
 
     # llama defaults for models without a preset

@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from corral.child.llama.text_stream import StopTextStream
 from corral.child.runtime import Job, RequestFailed
+from corral.child.text_stream import StopTextStream
 from corral.protocol.messages import ChildKind, FinishReason, Generate, Ready, Usage
 
 log = logging.getLogger("corral.child.llama")

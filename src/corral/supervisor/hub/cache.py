@@ -70,6 +70,20 @@ class HubFile:
         return hub_model_id(self.repo, self.file)
 
 
+@dataclass(frozen=True)
+class HubCheckpoint:
+    """A safetensors checkpoint (a whole snapshot directory) pulled from a hub."""
+
+    repo: str
+    commit: str
+    path: Path  # the snapshot directory
+    size: int  # its weights
+
+    @property
+    def model_id(self) -> str:
+        return f"{MODEL_ID_PREFIX}{self.repo}"
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root.resolve())
@@ -111,6 +125,38 @@ class HubCache:
                         found[key] = (rank, item)
         return [item for _, item in sorted(found.values(), key=lambda v: v[1].model_id)]
 
+    def checkpoints(self) -> list[HubCheckpoint]:
+        """Every safetensors checkpoint snapshot (config.json and weights at its root), one per
+        repo: the snapshot ``refs/main`` names, else the most recently downloaded."""
+        if not self.root.is_dir():
+            return []
+        found: list[HubCheckpoint] = []
+        for folder in sorted(self.root.iterdir()):
+            repo = repo_from_folder(folder.name)
+            if repo is None or not (folder / "snapshots").is_dir():
+                continue
+            refs = self._refs(folder)
+            best: tuple[tuple[int, float], HubCheckpoint] | None = None
+            for snapshot in (folder / "snapshots").iterdir():
+                try:
+                    weights = [p for p in snapshot.glob("*.safetensors") if p.is_file()]
+                    if not COMMIT_RE.match(snapshot.name) or not weights:
+                        continue
+                    if not (snapshot / "config.json").is_file() or not all(
+                        _inside(p, self.root) for p in weights
+                    ):
+                        continue
+                    size = sum(p.stat().st_size for p in weights)
+                    rank = (_ref_rank(refs, snapshot.name), -snapshot.stat().st_mtime)
+                except FileNotFoundError:
+                    continue
+                item = HubCheckpoint(repo, snapshot.name, snapshot, size)
+                if best is None or rank < best[0]:
+                    best = (rank, item)
+            if best is not None:
+                found.append(best[1])
+        return found
+
     def _model_file(self, repo: str, snapshot: Path, path: Path) -> HubFile | None:
         name = path.relative_to(snapshot).as_posix()
         try:
@@ -147,6 +193,16 @@ class HubCache:
             return None
         path = folder / "snapshots" / commit / check_file_name(file)
         return path if path.is_file() and _inside(path, self.root) else None
+
+    def resolve_checkpoint(self, repo: str, revision: str | None) -> Path | None:
+        """The snapshot directory of a safetensors checkpoint at ``revision``, if cached."""
+        folder = self.repo_dir(repo)
+        revision = check_revision(revision or "main")
+        commit = revision if COMMIT_RE.match(revision) else self._refs(folder).get(revision)
+        if commit is None:
+            return None
+        path = folder / "snapshots" / commit
+        return path if (path / "config.json").is_file() and _inside(path, self.root) else None
 
     def delete(self, repo: str, file: str) -> int:
         """Remove ``file`` (all its shards) from every snapshot, and blobs nothing else uses.

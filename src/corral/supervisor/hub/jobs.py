@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from corral.supervisor.hub.cache import hub_model_id, is_model_file, shard_names
+from corral.supervisor.hub.cache import MODEL_ID_PREFIX, hub_model_id, is_model_file, shard_names
+from corral.supervisor.hub.checkpoint_files import is_checkpoint_repo
 
 log = logging.getLogger("corral.downloads")
 
@@ -119,7 +120,8 @@ class Downloading:
 
 
 def downloading_models(jobs: Iterable[Job]) -> dict[str, Downloading]:
-    """The GGUF models active jobs are fetching, with the fraction done (None while unknown)."""
+    """The GGUF models and safetensors checkpoints active jobs are fetching, with the fraction
+    done (None while unknown)."""
     found: dict[str, Downloading] = {}
     for job in jobs:
         if not job.active:
@@ -133,4 +135,11 @@ def downloading_models(jobs: Iterable[Job]) -> dict[str, Downloading]:
             progress = done / total if total and None not in parts else None
             model_id = hub_model_id(job.repo, name)
             found[model_id] = Downloading(model_id, job.repo, name, job.id, total, progress)
+        if is_checkpoint_repo(job.files):  # a safetensors checkpoint: one model, every file
+            parts = [job.file_progress.get(name) for name in job.files]
+            done = sum(p[0] for p in parts if p is not None)
+            total = sum(p[1] for p in parts if p is not None)
+            progress = done / total if total and None not in parts else None
+            model_id = f"{MODEL_ID_PREFIX}{job.repo}"
+            found[model_id] = Downloading(model_id, job.repo, "", job.id, total, progress)
     return found

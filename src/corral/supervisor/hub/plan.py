@@ -21,6 +21,7 @@ from corral.protocol.hub_names import (
 )
 from corral.supervisor.errors import BadGateway, Forbidden, InsufficientStorage, NotFound
 from corral.supervisor.hub.cache import HubCache
+from corral.supervisor.hub.checkpoint_files import checkpoint_files
 
 if TYPE_CHECKING:
     from huggingface_hub.hf_api import RepoSibling
@@ -105,7 +106,9 @@ def plan_pull(
         raise NotFound(f"not in {at}: {', '.join(missing)}", param="files", code="file_not_found")
     names = list(files)
     if include or not files:
-        matched = select_files(siblings, include) if include else list(siblings)
+        # A whole-repo pull of a safetensors checkpoint takes only the files it serves from.
+        whole = checkpoint_files(siblings) if not files and not include else None
+        matched = select_files(siblings, include) if include else whole or list(siblings)
         extra = [name for name in matched if name not in names]
         if include and not extra and not files:
             raise NotFound(

@@ -1,4 +1,5 @@
-"""The shelf of known models: GGUF files under the models directory, presets, the demo model.
+"""The shelf of known models: GGUF files and checkpoint directories under the models directory,
+presets, the demo model and the bundled embedder (hf checkpoints: models/hf_entries.py).
 
 Model ids are the GGUF's path relative to the models directory without ``.gguf`` (so
 ``llama/tiny.gguf`` is ``llama/tiny``), ``hf.co/<org>/<name>:<file without .gguf>`` for GGUF
@@ -22,6 +23,13 @@ from typing import Literal
 from corral.supervisor.child_process import ChildCommand
 from corral.supervisor.errors import BadRequest, ModelNotFound
 from corral.supervisor.hub.cache import HubCache, hub_cache_dir
+from corral.supervisor.models.bundled_embedder import (
+    EMBEDDER_ID,
+    EMBEDDER_WEIGHTS_BYTES,
+    ensure_embedder,
+    unpacked,
+)
+from corral.supervisor.models.checkpoint import weights_size
 from corral.supervisor.models.demo_model import (
     DEMO_FILE_NAME,
     DEMO_SIZE,
@@ -29,6 +37,7 @@ from corral.supervisor.models.demo_model import (
     header_part,
 )
 from corral.supervisor.models.gguf_header import GGUFError, MemoryShape, memory_shape, read_metadata
+from corral.supervisor.models.hf_entries import find_checkpoints, hf_argv, hf_footprint
 from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, Settings
 
 log = logging.getLogger("corral.catalog")
@@ -39,7 +48,15 @@ DEFAULT_ALIASES = frozenset({"", "default"})
 # fake model, an architecture without attention numbers): an upper-ish figure for small models.
 FALLBACK_KV_BYTES_PER_TOKEN = 32 << 10
 # What `Catalog.apply` takes in on a reload.
-CATALOG_SETTINGS = ("models", "default_model", "demo_model", "n_ctx", "n_threads", "n_gpu_layers")
+CATALOG_SETTINGS = (
+    "models",
+    "default_model",
+    "demo_model",
+    "embedding_model",
+    "n_ctx",
+    "n_threads",
+    "n_gpu_layers",
+)
 # How stale the cached shelf may get for files copied in by hand (Corral's own changes refresh
 # it at once).
 RESCAN_INTERVAL_S = 2.0
@@ -98,6 +115,7 @@ class Catalog:
         self.models_dir = settings.resolved_models_dir
         self.hub = HubCache(hub_cache_dir(settings.data_dir))
         self._demo_dir = settings.data_dir / "demo"
+        self._embedder_dir = settings.data_dir / "embeddings"
         self._shapes: dict[Path, tuple[tuple[int, int], MemoryShape]] = {}
         self._entries: dict[str, ModelEntry] | None = None
         self._scanned_at = 0.0
@@ -140,6 +158,17 @@ class Catalog:
                 model_id = file.relative_to(self.models_dir).with_suffix("").as_posix()
                 if MODEL_ID_PATTERN.match(model_id):
                     found[model_id] = ModelEntry(model_id, "file", ModelPreset(), file, size)
+        hf = ModelPreset(backend="hf")
+        for model_id, directory in find_checkpoints(self.models_dir):
+            if MODEL_ID_PATTERN.match(model_id):
+                found[model_id] = ModelEntry(
+                    model_id, "file", hf, directory, weights_size(directory)
+                )
+        for point in self.hub.checkpoints():
+            if MODEL_ID_PATTERN.match(point.model_id):
+                found[point.model_id] = ModelEntry(
+                    point.model_id, "hub", hf, point.path, point.size, point.repo
+                )
         for item in self.hub.files():
             if MODEL_ID_PATTERN.match(item.model_id):  # ids over 128 characters are left out
                 found[item.model_id] = ModelEntry(
@@ -150,9 +179,16 @@ class Catalog:
             found[DEMO_MODEL_ID] = ModelEntry(
                 DEMO_MODEL_ID, "demo", ModelPreset(), demo if demo.is_file() else None, DEMO_SIZE
             )
+        embedder = self._settings.embedding_model
+        if embedder or (embedder is None and self._settings.demo_model):
+            found[EMBEDDER_ID] = ModelEntry(
+                EMBEDDER_ID, "demo", hf, unpacked(self._embedder_dir), EMBEDDER_WEIGHTS_BYTES
+            )
         for model_id, preset in self._settings.models.items():
             path = self._preset_path(model_id, preset)
             size = (_size(path) if path is not None else None) or 0
+            if preset.backend == "hf" and path is not None and path.is_dir():
+                size = weights_size(path)
             found[model_id] = ModelEntry(
                 model_id, "preset", preset, path, size, preset.repo, preset.file
             )
@@ -161,6 +197,8 @@ class Catalog:
     def _preset_path(self, model_id: str, preset: ModelPreset) -> Path | None:
         if preset.repo is not None and preset.file is not None:
             return self.hub.resolve(preset.repo, preset.file, preset.revision)
+        if preset.repo is not None:  # an hf checkpoint: the whole snapshot
+            return self.hub.resolve_checkpoint(preset.repo, preset.revision)
         if preset.path is None:
             return None
         path = preset.path if preset.path.is_absolute() else self.models_dir / preset.path
@@ -185,6 +223,8 @@ class Catalog:
     def footprint(self, entry: ModelEntry) -> int:
         """Bytes the model's child is expected to hold: the weights (mapped in whole), the KV
         cache for its context and the compute buffer, sized from the GGUF header."""
+        if entry.backend == "hf":
+            return hf_footprint(entry.path, entry.preset, bundled=entry.id == EMBEDDER_ID)
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
         path = entry.path
         if path is None and entry.source == "demo":
@@ -217,13 +257,17 @@ class Catalog:
         if preset.backend == "fake":
             return ChildCommand([*base, "--model-id", entry.id, *preset.args], label=entry.id)
         path = entry.path
-        if entry.source == "demo":
+        if entry.source == "demo" and entry.id == EMBEDDER_ID:
+            path = await asyncio.to_thread(ensure_embedder, self._embedder_dir)
+        elif entry.source == "demo":
             path = await asyncio.to_thread(ensure_demo_model, self._demo_dir)
+        if preset.backend == "hf" and path is not None and path.is_dir():
+            return ChildCommand(hf_argv(entry.id, path, preset, settings), label=entry.id)
         if path is None or not path.is_file():
-            if entry.repo is not None and entry.file is not None:
+            if entry.repo is not None:
                 raise ModelNotFound(
                     f"the model '{entry.id}' is not downloaded yet: "
-                    f"corral pull {entry.repo} {entry.file}",
+                    f"corral pull {entry.repo} {entry.file or ''}".rstrip(),
                     param="model",
                 )
             raise ModelNotFound(f"the model file of '{entry.id}' is missing", param="model")

@@ -19,6 +19,7 @@ from corral.supervisor.errors import BadRequest, Forbidden, ModelNotFound
 from corral.supervisor.hub.downloads import DownloadManager
 from corral.supervisor.hub.jobs import Downloading
 from corral.supervisor.models.catalog import Catalog, ModelEntry
+from corral.supervisor.models.checkpoint import remove_tree
 from corral.supervisor.models.manager import ModelManager
 from corral.supervisor.models.status import ModelStatus
 
@@ -106,6 +107,17 @@ class ModelAdmin:
             with self.downloads.deleting(repo):
                 await self.manager.forget(entry.id, force=force)
                 freed = await asyncio.to_thread(self.catalog.hub.delete, repo, file)
+        elif entry.backend == "hf" and entry.path is not None and entry.path.is_dir():
+            # A checkpoint is a directory: the whole repo folder for a pulled one.
+            if entry.source == "hub" and entry.repo is not None:
+                with self.downloads.deleting(entry.repo):
+                    await self.manager.forget(entry.id, force=force)
+                    tree = self.catalog.hub.repo_dir(entry.repo)
+                    freed = await asyncio.to_thread(remove_tree, tree)
+            else:
+                tree = self._deletable_file(entry)
+                await self.manager.forget(entry.id, force=force)
+                freed = await asyncio.to_thread(remove_tree, tree)
         else:
             path = self._deletable_file(entry)
             await self.manager.forget(entry.id, force=force)
@@ -151,8 +163,9 @@ class ModelAdmin:
             source = _source(entry, self.catalog.models_dir)
         else:
             assert fetching is not None
-            size, backend, repo, file = fetching.size or None, "llama", fetching.repo, fetching.file
-            source = f"hf:{fetching.repo}/{fetching.file}"
+            size, repo, file = fetching.size or None, fetching.repo, fetching.file
+            backend = "llama" if file else "hf"  # no file: a whole checkpoint
+            source = f"hf:{repo}/{file}" if file else f"hf:{repo}"
         return {
             "id": model_id,
             "state": status.state,

@@ -22,6 +22,7 @@ from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import owner_of, send_sse
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.generation import Generation
+from corral.supervisor.models.hf_entries import capabilities, refuse_unsupported, require
 from corral.supervisor.models.shelf import shelf_status
 from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
 from corral.supervisor.openai.schemas import (
@@ -34,10 +35,17 @@ from corral.supervisor.streams.resumable import conversation_id, follow
 log = logging.getLogger("corral.api")
 
 
-def model_object(request: web.Request, model_id: str, created: int = 0) -> dict[str, Any]:
-    """A model as ``/v1/models`` shows it, with Corral's run state beside OpenAI's fields."""
+def model_object(request: web.Request, model_id: str, entry: ModelEntry | None) -> dict[str, Any]:
+    """A model as ``/v1/models`` shows it, with Corral's run state beside OpenAI's fields;
+    ``entry`` is None for a model whose files a pull is still fetching."""
     app = request.app
     status = shelf_status(app[MANAGER], app[DOWNLOADS], model_id)
+    created, served = 0, tuple[str, ...]()
+    if entry is not None:
+        path = entry.path
+        created = int(path.stat().st_mtime) if path is not None and path.exists() else 0
+        is_embedder = entry.backend == "hf" and entry.source == "demo"
+        served = capabilities(entry.backend, entry.path, bundled_embedder=is_embedder)
     return {
         "id": model_id,
         "object": "model",
@@ -47,12 +55,9 @@ def model_object(request: web.Request, model_id: str, created: int = 0) -> dict[
         "progress": status.progress,
         "error": status.error,
         "default": model_id == app[CATALOG].default_model,
+        # What the model serves: "chat"/"completion", "embeddings" or "rerank".
+        "capabilities": list(served),
     }
-
-
-def _created(entry: ModelEntry) -> int:
-    path = entry.path
-    return int(path.stat().st_mtime) if path is not None and path.exists() else 0
 
 
 def _allowed(request: web.Request, model_id: str) -> bool:
@@ -70,12 +75,12 @@ def resolve_for(request: web.Request, name: str | None) -> ModelEntry:
 
 async def list_models(request: web.Request) -> web.Response:
     entries = [e for e in request.app[CATALOG].entries().values() if _allowed(request, e.id)]
-    data = [model_object(request, e.id, _created(e)) for e in entries]
+    data = [model_object(request, e.id, e) for e in entries]
     known = {e.id for e in entries}
     # Models still being pulled: not on disk yet, but announced with their progress.
     for item in request.app[DOWNLOADS].downloading().values():
         if item.model_id not in known and _allowed(request, item.model_id):
-            data.append(model_object(request, item.model_id))
+            data.append(model_object(request, item.model_id, None))
     return web.json_response({"object": "list", "data": data})
 
 
@@ -88,8 +93,8 @@ async def get_model(request: web.Request) -> web.Response:
         item = request.app[DOWNLOADS].downloading().get(name)
         if item is None or not _allowed(request, name):
             raise
-        return web.json_response(model_object(request, item.model_id))
-    return web.json_response(model_object(request, entry.id, _created(entry)))
+        return web.json_response(model_object(request, item.model_id, None))
+    return web.json_response(model_object(request, entry.id, entry))
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -107,6 +112,8 @@ async def _generate(
 ) -> web.StreamResponse:
     settings = request.app[SETTINGS].current
     entry = resolve_for(request, body.model)
+    require(entry, kind)  # an embedding model does not chat: a 400 before any load
+    refuse_unsupported(entry, body.model_extra)
     request_id = uuid.uuid4().hex
     generation = Generation(
         request.app[MANAGER],

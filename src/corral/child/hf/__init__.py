@@ -1,0 +1,1 @@
+"""The transformers backend: one Hugging Face checkpoint for chat, embeddings or rerank."""
