@@ -1,0 +1,19 @@
+"""Defaults that use the machine: every physical core, and the GPU when the build has one."""
+
+from __future__ import annotations
+
+import os
+
+import llama_cpp
+import psutil
+
+
+def default_threads() -> int:
+    """Physical cores: llama-cpp-python's own default (logical // 2) is one thread on a 2-core
+    box, half of what llama-server and Ollama use; hyper-threads add little to matmuls."""
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def default_gpu_layers() -> int:
+    """All layers (-1) on a GPU build (CMAKE_ARGS="-DGGML_CUDA=on"), none on a CPU one."""
+    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
