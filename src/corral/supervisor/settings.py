@@ -52,6 +52,7 @@ class ModelPreset(BaseModel):
     n_ctx: int | None = Field(default=None, ge=16)
     n_threads: int | None = Field(default=None, ge=1)
     n_gpu_layers: int | None = None
+    parallel: int | None = Field(default=None, ge=1, le=256, description="llama slots")
     chat_template: str | None = None
     system_prompt: str | None = None
     sampling: SamplingDefaults = SamplingDefaults()
@@ -134,8 +135,11 @@ class Settings(BaseSettings):
 
     # llama defaults for models without a preset
     n_ctx: int = Field(default=4096, ge=16)
-    n_threads: int | None = Field(default=None, ge=1)
-    n_gpu_layers: int = 0
+    n_threads: int | None = Field(default=None, ge=1, description="default: physical cores")
+    n_gpu_layers: int | None = Field(default=None, description="default: all on a GPU build")
+    parallel: int = Field(
+        default=8, ge=1, le=256, description="requests a llama model decodes together"
+    )
 
     # scheduling
     max_loaded_models: int = Field(default=2, ge=1)

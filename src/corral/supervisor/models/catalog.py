@@ -159,11 +159,16 @@ class Catalog:
         """Bytes the model's child is expected to hold: the weights (mapped in whole), the KV
         cache for its context and the compute buffer, sized from the GGUF header."""
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
+        if entry.backend == "llama":
+            n_ctx *= self.parallel(entry)  # every slot may hold a whole context (one shared KV)
         path = entry.path
         if path is None and entry.source == "demo":
             path = header_part()  # not assembled yet; its header is in the first part
         shape = UNKNOWN_SHAPE if path is None else self._memory_shape(path)
         return entry.size_bytes + shape.runtime_bytes(n_ctx, FALLBACK_KV_BYTES_PER_TOKEN)
+
+    def parallel(self, entry: ModelEntry) -> int:
+        return entry.preset.parallel or self._settings.parallel
 
     def _memory_shape(self, path: Path) -> MemoryShape:
         # Asked on every request, so remembered per file; a replaced file has a new stamp.
@@ -206,8 +211,10 @@ class Catalog:
             "--model", str(path),
             "--model-id", entry.id,
             "--n-ctx", str(preset.n_ctx or settings.n_ctx),
-            "--n-gpu-layers", str(gpu_layers),
+            "--parallel", str(self.parallel(entry)),
         ]  # fmt: skip
+        if gpu_layers is not None:  # otherwise the child offloads all layers on a GPU build
+            argv += ["--n-gpu-layers", str(gpu_layers)]
         threads = preset.n_threads or settings.n_threads
         if threads:
             argv += ["--n-threads", str(threads)]

@@ -157,6 +157,8 @@ class ModelAdmin:
         if downloading is not None and state == "unloaded":
             state, progress = "downloading", downloading.progress
         pid = status.pid if status is not None else None
+        child = manager.children().get(entry.id)
+        stats = child.stats if child is not None and child.alive else None
         return {
             "id": entry.id,
             "state": state,
@@ -178,6 +180,9 @@ class ModelAdmin:
             "pinned": entry.preset.pinned,
             "restarts": status.restarts if status is not None else 0,
             "job": downloading.job if downloading is not None else None,
+            "slots_busy": stats.slots_busy if stats is not None else 0,
+            "slots_total": stats.slots_total if stats is not None else 0,
+            "cached_tokens": stats.cached_tokens if stats is not None else 0,
         }
 
     def _downloading(self, item: Downloading) -> dict[str, Any]:
@@ -202,6 +207,9 @@ class ModelAdmin:
             "pinned": False,
             "restarts": 0,
             "job": item.job,
+            "slots_busy": 0,
+            "slots_total": 0,
+            "cached_tokens": 0,
         }
 
 
