@@ -1,0 +1,193 @@
+"""The batched llama engine over its pipe: a real child on the tiny random GGUF.
+
+Nothing here compares batched output with a solo run token by token: batched float sums may
+differ at near-ties, as in llama-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from corral.protocol.messages import (
+    Cancel,
+    Delta,
+    Done,
+    Error,
+    Generate,
+    SamplingParams,
+    Started,
+)
+from corral.supervisor.child_process import ChildFailed, ChildProcess, RequestEvent
+from tests.support.llama_child import NO_END, Run, start_child
+from tests.support.tiny_gguf import write_tiny_gguf
+
+pytestmark = [pytest.mark.llama, pytest.mark.timeout(120)]
+
+Log = list[tuple[str, RequestEvent]]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_gguf(tmp_path_factory.mktemp("engine") / "tiny.gguf", seed=1, n_ctx=512)
+
+
+@pytest.fixture
+async def child(tiny: Path) -> AsyncIterator[ChildProcess]:
+    proc, ready = await start_child(
+        tiny, "--parallel", "3", "--n-batch", "32", "--prefill-chunk", "16"
+    )
+    assert ready.parallel == 3
+    assert ready.n_ctx == 512  # per request; the shared KV holds one such context per slot
+    yield proc
+    await proc.stop(5)
+
+
+def _request(rid: str, prompt: str, max_tokens: int, **fields: object) -> Generate:
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0, logit_bias=NO_END)
+    return Generate.model_validate(
+        {"request_id": rid, "prompt": prompt, "params": params, **fields}
+    )
+
+
+def _run(request: Generate, log: Log) -> Run:
+    return Run(request, log)
+
+
+async def test_many_concurrent_requests_finish_with_exact_usage(child: ChildProcess) -> None:
+    log: Log = []
+    runs = [_run(_request(f"r{i}", "hello " * (i + 1), 10 + i), log) for i in range(8)]
+    await asyncio.gather(*(r.drive(child) for r in runs))
+    for i, run in enumerate(runs):
+        assert run.done.finish_reason == "length"
+        assert run.done.usage.completion_tokens == 10 + i == run.delta_tokens
+        assert run.done.usage.prompt_tokens == run.started.prompt_tokens > 0
+    # Three slots: the fourth request starts only once one of the first three is done.
+    order = [(rid, e.type) for rid, e in log if isinstance(e, Started | Done)]
+    first_done = next(i for i, (_, kind) in enumerate(order) if kind == "done")
+    started_before = {rid for rid, kind in order[:first_done] if kind == "started"}
+    assert started_before == {"r0", "r1", "r2"}
+    starts = [rid for rid, kind in order if kind == "started"]
+    assert starts[3:] == ["r3", "r4", "r5", "r6", "r7"]  # the rest wait, in order
+
+
+async def test_cancel_one_in_a_running_batch_and_the_others_go_on(child: ChildProcess) -> None:
+    log: Log = []
+    runs = [_run(_request(f"c{i}", f"story {i}", 120), log) for i in range(3)]
+    tasks = [asyncio.create_task(r.drive(child)) for r in runs]
+    async with asyncio.timeout(60):
+        for run in runs:
+            await run.first_delta.wait()
+    await child.send(Cancel(request_id="c1"))
+    await asyncio.gather(*tasks)
+    assert runs[1].done.finish_reason == "cancelled"
+    assert runs[1].done.usage.completion_tokens < 120
+    for run in (runs[0], runs[2]):
+        assert run.done.finish_reason == "length"
+        assert run.done.usage.completion_tokens == 120 == run.delta_tokens
+
+
+async def test_a_prompt_longer_than_n_batch_is_read_while_others_stream(
+    child: ChildProcess,
+) -> None:
+    log: Log = []
+    streaming = _run(_request("s", "go", 300), log)
+    task = asyncio.create_task(streaming.drive(child))
+    async with asyncio.timeout(60):
+        await streaming.first_delta.wait()
+    long_prompt = " ".join(f"w{i}" for i in range(90))  # ~270 tokens, n_batch is 32
+    long = await _run(_request("long", long_prompt, 4), log).drive(child)
+    await task
+    assert long.done.usage.prompt_tokens > 8 * 32
+    assert long.done.usage.completion_tokens == 4
+    assert streaming.done.usage.completion_tokens == 300
+    # While the long prompt was read (16 tokens a step), the stream kept getting tokens.
+    began = next(i for i, (rid, e) in enumerate(log) if rid == "long" and isinstance(e, Started))
+    ended = next(i for i, (rid, e) in enumerate(log) if rid == "long" and isinstance(e, Delta))
+    meanwhile = sum(e.tokens for rid, e in log[began:ended] if rid == "s" and isinstance(e, Delta))
+    assert meanwhile >= 8
+
+
+async def test_a_conversation_returns_to_its_slot_and_reuses_its_prefix(
+    child: ChildProcess,
+) -> None:
+    log: Log = []
+    history = "the history of this conversation " * 6
+    first = await _run(_request("t1", history, 6, cache_key="conv-a"), log).drive(child)
+    assert first.done.usage.cached_tokens == 0
+    # Other conversations take the other slots in between.
+    await asyncio.gather(
+        *(
+            _run(_request(f"o{i}", f"other {i} " * 9, 6, cache_key=f"o{i}"), log).drive(child)
+            for i in range(2)
+        )
+    )
+    second = await _run(_request("t2", history + "and more", 6, cache_key="conv-a"), log).drive(
+        child
+    )
+    prompt = first.done.usage.prompt_tokens
+    assert second.done.usage.cached_tokens >= prompt - 1
+    assert second.done.usage.prompt_tokens > prompt
+    assert second.done.finish_reason == "length"
+
+
+async def test_a_grammar_sequence_in_a_batch_yields_text_the_grammar_accepts(
+    child: ChildProcess,
+) -> None:
+    log: Log = []
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 8}, "n": {"type": "integer"}},
+        "required": ["name", "n"],
+    }
+    free = [_run(_request(f"f{i}", f"free {i}", 40), log) for i in range(2)]
+    params = SamplingParams(max_tokens=200, temperature=1.0, seed=5)
+    shaped = _run(Generate(request_id="json", prompt="{", params=params, json_schema=schema), log)
+    choice = _run(
+        Generate(
+            request_id="gbnf",
+            prompt="answer",
+            params=params,
+            grammar='root ::= "yes" | "no"',
+        ),
+        log,
+    )
+    await asyncio.gather(*(r.drive(child) for r in [*free, shaped, choice]))
+    value = json.loads(shaped.text)
+    assert set(value) == {"name", "n"}
+    assert isinstance(value["n"], int)
+    assert shaped.done.finish_reason == "stop"
+    assert choice.text in {"yes", "no"}
+    for run in free:
+        assert run.done.usage.completion_tokens == 40
+
+
+async def test_a_grammar_that_does_not_parse_is_a_request_error(child: ChildProcess) -> None:
+    bad = Generate(request_id="bad", prompt="x", grammar="root ::= (")
+    run = await _run(bad, []).drive(child)
+    assert isinstance(run.end, Error)
+    assert run.end.code == "invalid_request"
+    ok = await _run(_request("after", "x", 3), []).drive(child)  # the child serves on
+    assert ok.done.usage.completion_tokens == 3
+
+
+async def test_a_crash_mid_batch_ends_every_request(child: ChildProcess) -> None:
+    log: Log = []
+    runs = [_run(_request(f"k{i}", f"crash {i}", 400), log) for i in range(5)]
+    tasks = [asyncio.create_task(r.drive(child)) for r in runs]
+    async with asyncio.timeout(60):
+        for run in runs[:3]:
+            await run.first_delta.wait()
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    async with asyncio.timeout(30):
+        await asyncio.gather(*tasks)
+    for run in runs:  # the three decoding and the two waiting for a slot
+        assert isinstance(run.end, ChildFailed)
+        assert "killed by signal 9" in run.end.message
