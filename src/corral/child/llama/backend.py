@@ -18,7 +18,7 @@ from llama_cpp._internals import LlamaContext, LlamaModel
 
 from corral.child.llama.engine import Engine
 from corral.child.llama.grammar import grammar_sampler
-from corral.child.llama.machine import default_gpu_layers, default_threads
+from corral.child.llama.machine import default_gpu_layers, default_threads, extra_buffers_work
 from corral.child.llama.prompt import Prompter
 from corral.child.llama.sampling import SequenceSampler
 from corral.child.llama.sequence import Sequence
@@ -62,6 +62,7 @@ class LlamaBackend:
         model_params = llama_cpp.llama_model_default_params()
         layers = self.n_gpu_layers if self.n_gpu_layers is not None else default_gpu_layers()
         model_params.n_gpu_layers = 0x7FFFFFFF if layers < 0 else layers
+        model_params.use_extra_bufts = extra_buffers_work()
         model = LlamaModel(path_model=self.model_path, params=model_params, verbose=False)
         threads = self.n_threads or default_threads()
         n_batch = min(self.n_batch, self.n_ctx)
@@ -74,6 +75,9 @@ class LlamaBackend:
         params.n_batch = params.n_ubatch = n_batch
         params.n_threads = params.n_threads_batch = threads
         params.no_perf = True
+        # As llama-cpp-python's Llama(flash_attn=False), so outputs stay those of before;
+        # llama.cpp's own default ("auto") would switch flash attention on.
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         context = LlamaContext(model=model, params=params, verbose=False)
         self._model, self._context = model, context
         self._prompter = Prompter.for_model(model, self.model_path, self.chat_template)

@@ -17,3 +17,17 @@ def default_threads() -> int:
 def default_gpu_layers() -> int:
     """All layers (-1) on a GPU build (CMAKE_ARGS="-DGGML_CUDA=on"), none on a CPU one."""
     return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+
+
+def extra_buffers_work() -> bool:
+    """Whether llama.cpp's extra CPU weight buffers (AMX, repacked layouts) are safe here.
+
+    On CPUs with AMX, llama-cpp-python 0.3.36's AMX matmul runs ``tilezero`` without a loaded
+    tile configuration and dies of SIGILL on the first decode of a quantized model (the demo
+    model included), so there the plain kernels are used.
+    """
+    try:
+        with open("/proc/cpuinfo") as info:
+            return " amx_tile" not in info.read()
+    except OSError:
+        return True
