@@ -24,10 +24,11 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.supervisor_proc import Supervisor
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TOPICS = ["a horse", "the sea", "a lighthouse", "Paris", "a robot", "winter", "a library", "bees"]
 
