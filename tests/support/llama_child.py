@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corral.protocol.messages import Delta, Done, Error, Generate, Ready, Started
+from corral.protocol.messages import Delta, Done, Error, FromChild, Generate, Ready, Started
 from corral.supervisor.child_process import ChildCommand, ChildFailed, ChildProcess, RequestEvent
 from tests.support.tiny_gguf import build_vocab
 
@@ -21,6 +21,20 @@ NO_END = {token: -100.0 for token in SPECIAL_IDS}
 def llama_command(model: Path, *args: str) -> ChildCommand:
     argv = [sys.executable, "-m", "corral.child", "llama", "--model", str(model)]
     return ChildCommand([*argv, "--n-ctx", "512", "--n-threads", "1", *args], label="tiny")
+
+
+def tap(child: ChildProcess) -> list[FromChild]:
+    """Every frame the child sends, in pipe order (the readers of several requests wake in an
+    order of asyncio's choosing, so their own logs cannot show how frames interleaved)."""
+    frames: list[FromChild] = []
+    dispatch = child._dispatch
+
+    def record(frame: FromChild) -> None:
+        frames.append(frame)
+        dispatch(frame)
+
+    child._dispatch = record  # type: ignore[method-assign]
+    return frames
 
 
 async def start_child(model: Path, *args: str) -> tuple[ChildProcess, Ready]:

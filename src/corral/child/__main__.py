@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     llama.add_argument("--parallel", type=int, default=8, help="requests decoded together")
     llama.add_argument("--prefill-chunk", type=int, default=256, help="prompt tokens a step")
+    llama.add_argument("--kv-park-bytes", type=int, default=0, help="idle conversations' KV")
     llama.add_argument("--chat-template", default=None, help="Jinja template overriding the GGUF's")
 
     fake = kinds.add_parser("fake", help="no model; speaks the protocol for tests")
@@ -65,6 +66,7 @@ def _backend(args: argparse.Namespace) -> Backend:
             chat_template=args.chat_template,
             parallel=max(1, args.parallel),
             prefill_chunk=max(1, args.prefill_chunk),
+            park_bytes=max(0, args.kv_park_bytes),
         )
     from corral.child.fake.backend import FakeBackend
 

@@ -82,6 +82,7 @@ class SlotStats:
     busy: int = 0
     total: int = 0
     cached_tokens: int = 0
+    parked_bytes: int = 0
 
 
 @runtime_checkable
@@ -213,6 +214,7 @@ class Runtime:
                 slots_busy=slots.busy,
                 slots_total=slots.total,
                 cached_tokens=slots.cached_tokens,
+                kv_parked_bytes=slots.parked_bytes,
             )
         )
 

@@ -185,6 +185,8 @@ class Stats(_Message):
     slots_total: int = Field(default=0, ge=0)
     cached_tokens: int = Field(default=0, ge=0)
     """Prompt tokens served from the KV cache since the child started."""
+    kv_parked_bytes: int = Field(default=0, ge=0)
+    """Idle conversations' KV held in host memory."""
 
 
 class DownloadProgress(_Message):

@@ -53,6 +53,7 @@ class ModelPreset(BaseModel):
     n_threads: int | None = Field(default=None, ge=1)
     n_gpu_layers: int | None = None
     parallel: int | None = Field(default=None, ge=1, le=256, description="llama slots")
+    kv_park_bytes: int | None = Field(default=None, ge=0, description="parked KV budget")
     chat_template: str | None = None
     system_prompt: str | None = None
     sampling: SamplingDefaults = SamplingDefaults()
@@ -139,6 +140,9 @@ class Settings(BaseSettings):
     n_gpu_layers: int | None = Field(default=None, description="default: all on a GPU build")
     parallel: int = Field(
         default=8, ge=1, le=256, description="requests a llama model decodes together"
+    )
+    kv_park_bytes: int = Field(
+        default=256 << 20, ge=0, description="host memory for idle conversations' KV, per model"
     )
 
     # scheduling

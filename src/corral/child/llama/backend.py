@@ -19,6 +19,7 @@ from llama_cpp._internals import LlamaContext, LlamaModel
 from corral.child.llama.engine import Engine
 from corral.child.llama.grammar import grammar_sampler
 from corral.child.llama.machine import default_gpu_layers, default_threads, extra_buffers_work
+from corral.child.llama.parking import Parking
 from corral.child.llama.prompt import Prompter
 from corral.child.llama.sampling import SequenceSampler
 from corral.child.llama.sequence import Sequence
@@ -41,6 +42,8 @@ class LlamaBackend:
     chat_template: str | None = None
     parallel: int = 8
     prefill_chunk: int = 256
+    park_bytes: int = 0
+    """Host memory for idle conversations' KV (parking.py)."""
     kind: ChildKind = "llama"
     capabilities: tuple[str, ...] = ("chat", "completion")
     on_change: Callable[[], None] = lambda: None
@@ -87,6 +90,7 @@ class LlamaBackend:
             self.parallel,
             n_batch,
             prefill_chunk=min(self.prefill_chunk, n_batch),
+            parking=Parking(self.park_bytes),
             on_change=self.on_change,
         )
         self._engine.start()

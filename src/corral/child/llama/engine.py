@@ -19,9 +19,10 @@ from typing import Any
 
 import llama_cpp
 
+from corral.child.llama.parking import Parking
 from corral.child.llama.prompt import piece
 from corral.child.llama.sequence import Sequence
-from corral.child.llama.slots import SlotTable
+from corral.child.llama.slots import Slot, SlotTable, common_prefix
 from corral.child.runtime import RequestFailed, SlotStats
 from corral.protocol.messages import FinishReason
 
@@ -35,6 +36,7 @@ class Engine:
     parallel: int
     n_batch: int
     prefill_chunk: int = 256
+    parking: Parking = field(default_factory=lambda: Parking(0))
     on_change: Callable[[], None] = lambda: None
     """Called (on the engine thread) when a sequence is admitted or retired."""
     _inbox: queue.SimpleQueue[Sequence] = field(default_factory=queue.SimpleQueue, init=False)
@@ -59,7 +61,7 @@ class Engine:
 
     def stats(self) -> SlotStats:
         # Read from other threads: ints, each read whole under the GIL; a snapshot, not a gate.
-        return SlotStats(self._slots.busy, self.parallel, self._cached_served)
+        return SlotStats(self._slots.busy, self.parallel, self._cached_served, self.parking.bytes)
 
     # --- the engine thread ----------------------------------------------------------------
 
@@ -96,11 +98,13 @@ class Engine:
     def _admit(self) -> None:
         while self._waiting:
             seq = self._waiting[0]
-            claimed = self._slots.claim(seq.prompt, seq.cache_key)
-            if claimed is None:
+            slot = self._slots.choose(seq.prompt, seq.cache_key)
+            if slot is None:
                 return  # all slots busy: the rest wait, in order
             self._waiting.pop(0)
-            slot, shared = claimed
+            self._swap_conversations(slot, seq.cache_key)
+            self._slots.occupy(slot, seq.cache_key)
+            shared = common_prefix(slot.tokens, seq.prompt)
             # At least one prompt token is decoded, for the logits of the first sample.
             keep = min(shared, len(seq.prompt) - 1)
             if not llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
@@ -110,6 +114,18 @@ class Engine:
             self._cached_served += keep
             self._running.append(seq)
             self.on_change()
+
+    def _swap_conversations(self, slot: Slot, key: str | None) -> None:
+        """Park the conversation leaving ``slot``; bring ``key``'s back from the parking."""
+        if slot.key == key:
+            return
+        if slot.key is not None:
+            self.parking.park(self.ctx, slot.seq_id, slot.key, slot.tokens)
+        if key is not None and self.parking.holds(key):
+            llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+            slot.tokens = self.parking.restore(self.ctx, slot.seq_id, key) or []
+            if not slot.tokens:  # a failed restore may leave part of it behind
+                llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
 
     def _step(self) -> None:
         batch = self._batch

@@ -16,15 +16,21 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 from corral.child.runtime import RequestFailed
 from corral.protocol.messages import Generate
 
+# llama-cpp-python's converter lets raw control characters into strings, which is not JSON;
+# llama.cpp's own converter (json-schema-to-grammar.cpp) excludes them, as we do here.
+_LAX_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
 
 def gbnf_of(request: Generate) -> str | None:
     if request.grammar is not None and request.json_schema is not None:
         raise RequestFailed("invalid_request", "give a grammar or a json_schema, not both")
     if request.json_schema is not None:
         try:
-            return str(json_schema_to_gbnf(json.dumps(request.json_schema)))
+            gbnf = str(json_schema_to_gbnf(json.dumps(request.json_schema)))
         except Exception as exc:  # the converter raises plain exceptions on schemas it refuses
             raise RequestFailed("invalid_request", f"json_schema: {exc}") from None
+        return gbnf.replace(_LAX_CHAR, _JSON_CHAR)
     return request.grammar
 
 

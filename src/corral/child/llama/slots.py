@@ -45,19 +45,26 @@ class SlotTable:
 
     def claim(self, prompt: list[int], key: str | None) -> tuple[Slot, int] | None:
         """A free slot for ``prompt`` and how many of its tokens it holds; None if all busy."""
+        slot = self.choose(prompt, key)
+        if slot is None:
+            return None
+        self.occupy(slot, key)
+        return slot, common_prefix(slot.tokens, prompt)
+
+    def choose(self, prompt: list[int], key: str | None) -> Slot | None:
         free = [s for s in self.slots if not s.busy]
         if not free:
             return None
         own = [s for s in free if key is not None and s.key == key]
         if own:
-            slot = own[0]
-        else:
-            # Longest shared prefix first; among equals (zero, say) the least recently used.
-            slot = max(free, key=lambda s: (common_prefix(s.tokens, prompt), -s.last_used))
+            return own[0]
+        # Longest shared prefix first; among equals (zero, say) the least recently used.
+        return max(free, key=lambda s: (common_prefix(s.tokens, prompt), -s.last_used))
+
+    def occupy(self, slot: Slot, key: str | None) -> None:
         slot.busy = True
         slot.key = key
         slot.last_used = next(self._clock)
-        return slot, common_prefix(slot.tokens, prompt)
 
     def release(self, slot: Slot, tokens: list[int]) -> None:
         slot.busy = False

@@ -124,12 +124,16 @@ def _slot_metrics(
         "Prompt tokens served from a slot's KV cache instead of decoded",
         labels=["model"],
     )
+    parked = GaugeMetricFamily(
+        "corral_kv_parked_bytes", "Idle conversations' KV held in host memory", labels=["model"]
+    )
     for model_id, child in children.items():
         if child.stats is not None and child.alive:
             busy.add_metric([model_id], child.stats.slots_busy)
             total.add_metric([model_id], child.stats.slots_total)
             cached.add_metric([model_id], child.stats.cached_tokens)
-    yield from (busy, total, cached)
+            parked.add_metric([model_id], child.stats.kv_parked_bytes)
+    yield from (busy, total, cached, parked)
 
 
 async def metrics_route(request: web.Request) -> web.Response:

@@ -183,6 +183,7 @@ class ModelAdmin:
             "slots_busy": stats.slots_busy if stats is not None else 0,
             "slots_total": stats.slots_total if stats is not None else 0,
             "cached_tokens": stats.cached_tokens if stats is not None else 0,
+            "kv_parked_bytes": stats.kv_parked_bytes if stats is not None else 0,
         }
 
     def _downloading(self, item: Downloading) -> dict[str, Any]:
@@ -210,6 +211,7 @@ class ModelAdmin:
             "slots_busy": 0,
             "slots_total": 0,
             "cached_tokens": 0,
+            "kv_parked_bytes": 0,
         }
 
 
