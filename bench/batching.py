@@ -121,6 +121,21 @@ def main() -> int:
     args = parser.parse_args()
 
     import llama_cpp
+    import llama_cpp.llama_cpp as low_level
+
+    from corral.child.llama.machine import extra_buffers_work
+
+    if not extra_buffers_work():
+        # The same model parameters the child uses: without this, llama-cpp-python's Llama dies
+        # of SIGILL on AMX CPUs (see corral/child/llama/machine.py).
+        defaults = low_level.llama_model_default_params
+
+        def model_params() -> object:
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        low_level.llama_model_default_params = model_params
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
