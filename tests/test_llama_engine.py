@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -231,3 +232,21 @@ async def test_without_parking_a_displaced_conversation_is_read_again(tiny: Path
         assert again.done.usage.cached_tokens == 0
     finally:
         await proc.stop(5)
+
+
+async def test_a_lazy_grammar_applies_from_its_trigger_on(child: ChildProcess) -> None:
+    # "x" (byte token 120) is all the biased model would say; once "x" triggers the grammar,
+    # it must be followed by two digits and nothing else.
+    params = SamplingParams(max_tokens=50, temperature=0.0, logit_bias={120: 100.0})
+    lazy = Generate(
+        request_id="lazy",
+        prompt="go",
+        params=params,
+        grammar='root ::= "x" [0-9] [0-9]',
+        grammar_triggers=("x",),
+    )
+    run = await _run(lazy, []).drive(child)
+    assert re.fullmatch(r"x[0-9]{2}", run.text), run.text
+    assert run.done.finish_reason == "stop"
+    free = await _run(Generate(request_id="free", prompt="go", params=params), []).drive(child)
+    assert free.text == "x" * 50  # the same request without the grammar
