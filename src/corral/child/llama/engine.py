@@ -69,15 +69,18 @@ class Engine:
         while True:
             idle = not self._running and not self._waiting
             self._collect(block=idle)
-            self._retire_cancelled()
-            self._admit()
-            if self._running:
-                try:
+            try:
+                self._retire_cancelled()
+                self._admit()
+                if self._running:
                     self._step()
-                except Exception as exc:  # a native failure: fail the batch, keep serving
-                    log.exception("decode step failed")
-                    for seq in list(self._running):
-                        self._retire(seq, RequestFailed("generation_failed", str(exc)))
+            except Exception as exc:
+                # A native failure: fail the batch and keep serving. The thread must not die,
+                # or every worker would wait for its sequence forever.
+                log.exception("engine step failed")
+                failure = RequestFailed("generation_failed", f"{type(exc).__name__}: {exc}")
+                for seq in list(self._running):
+                    self._retire(seq, failure)
 
     def _collect(self, *, block: bool) -> None:
         if block:
