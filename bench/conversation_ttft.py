@@ -12,6 +12,7 @@ line, so no prefix is shared). Same model, threads and prompts on both sides.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from tests.support.supervisor_proc import Supervisor
 FACT = "The archive of the valley holds letters from many winters, each one about a river. "
 
 
-def ttft(client: httpx.Client, messages: list[dict[str, str]], cid: str) -> tuple[float, str]:
+def ttft(client: httpx.Client, messages: list[dict[str, str]], cid: str) -> float:
     body = {"model": "bench", "messages": messages, "max_tokens": 24, "temperature": 0}
     start = time.perf_counter()
     with client.stream(
@@ -41,13 +42,14 @@ def ttft(client: httpx.Client, messages: list[dict[str, str]], cid: str) -> tupl
         headers={"X-Conversation-Id": cid},
     ) as response:
         response.raise_for_status()
-        text = ""
         first = 0.0
         for line in response.iter_lines():
-            if '"content":"' in line and not first:
+            if first or not line.startswith("data: {"):
+                continue
+            choices = json.loads(line[6:]).get("choices") or [{}]
+            if choices[0].get("delta", {}).get("content"):  # not the empty role chunk
                 first = time.perf_counter()
-            text += line
-    return first - start, text
+    return first - start
 
 
 def keep_busy(client: httpx.Client, i: int, stop: threading.Event) -> None:
@@ -110,7 +112,7 @@ def main() -> int:
                     ]
                     sides = [("warm", messages, cid), ("cold", other, uuid.uuid4().hex)]
                     for side, msgs, key in sides if round_ % 2 == 0 else sides[::-1]:
-                        seconds, _ = ttft(client, msgs, key)
+                        seconds = ttft(client, msgs, key)
                         (warm if side == "warm" else cold).append(seconds)
                     stop.set()
                     for thread in busy:
