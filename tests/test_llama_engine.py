@@ -250,3 +250,34 @@ async def test_a_lazy_grammar_applies_from_its_trigger_on(child: ChildProcess) -
     assert run.done.finish_reason == "stop"
     free = await _run(Generate(request_id="free", prompt="go", params=params), []).drive(child)
     assert free.text == "x" * 50  # the same request without the grammar
+
+
+async def test_each_sequence_samples_with_its_own_parameters(child: ChildProcess) -> None:
+    def req(rid: str, **params: object) -> Generate:
+        sampling = SamplingParams.model_validate({"max_tokens": 40, "logit_bias": NO_END, **params})
+        return Generate(request_id=rid, prompt="sample me", params=sampling)
+
+    runs = [
+        _run(req("seeded", temperature=1.5, seed=11), []),
+        _run(req("other-seed", temperature=1.5, seed=12), []),
+        _run(req("greedy", temperature=0.0), []),
+    ]
+    await asyncio.gather(*(r.drive(child) for r in runs))
+    seeded, other, _ = runs
+    assert seeded.text != other.text
+    # Run alone, one after the other (so both read the same cached prefix): a seeded request
+    # is reproducible, and top_k=1 leaves one candidate whatever the seed.
+    alone = [
+        await _run(req(f"alone-{i}", **params), []).drive(child)
+        for i, params in enumerate(
+            [
+                {"temperature": 1.5, "seed": 11},
+                {"temperature": 1.5, "seed": 11},
+                {"temperature": 1.5, "top_k": 1, "seed": 3},
+                {"temperature": 1.5, "top_k": 1, "seed": 4},
+            ]
+        )
+    ]
+    assert alone[0].text == alone[1].text
+    assert alone[2].text == alone[3].text
+    assert alone[2].text != alone[0].text
