@@ -86,24 +86,34 @@ def test_footprint_is_sized_from_the_gguf_header(tmp_path: Path) -> None:
     tiny = write_tiny_gguf(models / "tiny.gguf")
     (models / "junk.gguf").write_bytes(b"GGUF")
     settings = load_settings(
-        None, data_dir=tmp_path / "data", models_dir=models, demo_model=False, n_ctx=1024
+        None,
+        data_dir=tmp_path / "data",
+        models_dir=models,
+        demo_model=False,
+        n_ctx=1024,
+        parallel=3,
+        kv_park_bytes=5000,
     )
     catalog = Catalog(settings)
     n_vocab = len(build_vocab()[0])
-    # 2 layers x 4 KV heads x (16 + 16) f16 widths = 512 bytes of KV cache per token
-    expected = tiny.stat().st_size + 1024 * 512 + n_vocab * BATCH_TOKENS * 4
+    # 2 layers x 4 KV heads x (16 + 16) f16 widths = 512 bytes of KV cache per token, for a
+    # whole context in each of the 3 slots, plus the bytes parked KV may take
+    expected = tiny.stat().st_size + 3 * 1024 * 512 + n_vocab * BATCH_TOKENS * 4 + 5000
     assert catalog.footprint(catalog.resolve("tiny")) == expected
     # an unreadable header costs the fallback figure, and no error
-    assert catalog.footprint(catalog.resolve("junk")) == 4 + 1024 * FALLBACK_KV_BYTES_PER_TOKEN
+    fallback = 3 * 1024 * FALLBACK_KV_BYTES_PER_TOKEN + 5000
+    assert catalog.footprint(catalog.resolve("junk")) == 4 + fallback
     # a replaced file is read again once the shelf is rescanned
     tiny.write_bytes(b"GGUF nope")
     catalog.refresh()
-    assert catalog.footprint(catalog.resolve("tiny")) == 9 + 1024 * FALLBACK_KV_BYTES_PER_TOKEN
+    assert catalog.footprint(catalog.resolve("tiny")) == 9 + fallback
 
 
 @pytest.mark.skipif(not have_demo(), reason="the demo extra is not installed")
 def test_demo_footprint_is_known_before_it_is_assembled(tmp_path: Path) -> None:
-    settings = load_settings(None, data_dir=tmp_path, models_dir=tmp_path / "m", n_ctx=4096)
+    settings = load_settings(
+        None, data_dir=tmp_path, models_dir=tmp_path / "m", n_ctx=4096, parallel=1, kv_park_bytes=0
+    )
     catalog = Catalog(settings)
     demo = catalog.resolve("default")
     assert demo.source == "demo"

@@ -21,7 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     llama.add_argument("--n-ctx", type=int, default=4096)
     llama.add_argument("--n-threads", type=int, default=None)
     llama.add_argument("--n-batch", type=int, default=512)
-    llama.add_argument("--n-gpu-layers", type=int, default=0, help="-1 offloads all layers")
+    llama.add_argument(
+        "--n-gpu-layers", type=int, default=None, help="-1 all; default: all on a GPU build"
+    )
+    llama.add_argument("--parallel", type=int, default=8, help="requests decoded together")
+    llama.add_argument("--prefill-chunk", type=int, default=256, help="prompt tokens a step")
+    llama.add_argument("--kv-park-bytes", type=int, default=0, help="idle conversations' KV")
     llama.add_argument("--chat-template", default=None, help="Jinja template overriding the GGUF's")
 
     hf = kinds.add_parser("hf", help="transformers on one checkpoint directory")
@@ -71,6 +76,9 @@ def _backend(args: argparse.Namespace) -> Backend:
             n_batch=args.n_batch,
             n_gpu_layers=args.n_gpu_layers,
             chat_template=args.chat_template,
+            parallel=max(1, args.parallel),
+            prefill_chunk=max(1, args.prefill_chunk),
+            park_bytes=max(0, args.kv_park_bytes),
         )
     if args.kind == "hf":
         from corral.child.hf.backend import HfBackend  # torch: only when used

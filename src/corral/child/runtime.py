@@ -102,9 +102,28 @@ class Encoder(Protocol):
     def encode(self, job: EncodeJob) -> Usage: ...
 
 
+@dataclass(frozen=True)
+class SlotStats:
+    busy: int = 0
+    total: int = 0
+    cached_tokens: int = 0
+    parked_bytes: int = 0
+
+
+@runtime_checkable
+class ReportsSlots(Protocol):
+    """A backend that batches requests into slots (llama) and says how they are used."""
+
+    on_change: Callable[[], None]  # set by the runtime before load; called when slots change
+
+    def slot_stats(self) -> SlotStats: ...
+
+
 class Runtime:
     def __init__(self, backend: Backend, channel: Channel) -> None:
         self._backend = backend
+        if isinstance(backend, ReportsSlots):
+            backend.on_change = self._send_stats
         self._channel = channel
         self._jobs: dict[str, Job | EncodeJob] = {}
         self._jobs_lock = threading.Lock()
@@ -207,15 +226,7 @@ class Runtime:
                 if job is not None:
                     job.cancelled.set()
             elif isinstance(message, StatsRequest):
-                with self._jobs_lock:
-                    active = len(self._jobs)
-                self._channel.send(
-                    Stats(
-                        active_requests=active,
-                        queued_requests=self._queue.qsize(),
-                        tokens_generated=self._tokens_generated,
-                    )
-                )
+                self._send_stats()
             elif isinstance(message, Shutdown):
                 break
             else:
@@ -223,6 +234,23 @@ class Runtime:
                     Error(code="unsupported", message=f"{message.type} is not served by this child")
                 )
         self._stop()
+
+    def _send_stats(self) -> None:
+        with self._jobs_lock:
+            active = len(self._jobs)
+        backend = self._backend
+        slots = backend.slot_stats() if isinstance(backend, ReportsSlots) else SlotStats()
+        self._channel.send(
+            Stats(
+                active_requests=active,
+                queued_requests=self._queue.qsize(),
+                tokens_generated=self._tokens_generated,
+                slots_busy=slots.busy,
+                slots_total=slots.total,
+                cached_tokens=slots.cached_tokens,
+                kv_parked_bytes=slots.parked_bytes,
+            )
+        )
 
     def _accept(self, job: Job | EncodeJob) -> None:
         request = job.request

@@ -8,7 +8,7 @@ requests at once.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -72,6 +72,8 @@ class SamplingParams(_Message):
 class Usage(_Message):
     prompt_tokens: int = Field(ge=0)
     completion_tokens: int = Field(ge=0)
+    cached_tokens: int = Field(default=0, ge=0)
+    """Prompt tokens whose KV was already in the child (not decoded again)."""
 
 
 # --- supervisor -> child ---------------------------------------------------------------------
@@ -85,6 +87,14 @@ class Generate(_Message):
     messages: tuple[ChatMessage, ...] | None = None
     prompt: str | None = None
     params: SamplingParams = SamplingParams()
+    cache_key: RequestId | None = None
+    """The conversation this request continues (X-Conversation-Id): its KV slot is reused."""
+    grammar: str | None = None
+    """GBNF the completion must match (root rule ``root``)."""
+    json_schema: dict[str, Any] | None = None
+    """A JSON schema the completion must match; compiled to a grammar in the child."""
+    grammar_triggers: tuple[str, ...] = ()
+    """Regex patterns: with any, the grammar is lazy and applies from the first match on."""
 
 
 class Embed(_Message):
@@ -164,6 +174,8 @@ class Ready(_Message):
     model: str
     n_ctx: int = Field(ge=0)
     chat_template: bool = False
+    parallel: int = Field(default=1, ge=1)
+    """Requests the child decodes at once (its slots); more wait in the child, in order."""
 
 
 class Started(_Message):
@@ -222,6 +234,12 @@ class Stats(_Message):
     active_requests: int = Field(ge=0)
     queued_requests: int = Field(ge=0)
     tokens_generated: int = Field(ge=0)
+    slots_busy: int = Field(default=0, ge=0)
+    slots_total: int = Field(default=0, ge=0)
+    cached_tokens: int = Field(default=0, ge=0)
+    """Prompt tokens served from the KV cache since the child started."""
+    kv_parked_bytes: int = Field(default=0, ge=0)
+    """Idle conversations' KV held in host memory."""
 
 
 class DownloadProgress(_Message):

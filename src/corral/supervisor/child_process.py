@@ -41,6 +41,7 @@ from corral.protocol.messages import (
     Scores,
     Shutdown,
     Started,
+    Stats,
     ToChild,
 )
 from corral.supervisor.daemon.sdnotify import CHILD_ENV_DROP
@@ -133,6 +134,8 @@ class ChildProcess:
         self._exited = asyncio.Event()
         self._stopping = False
         self.exit: ChildExit | None = None
+        self.stats: Stats | None = None
+        """The child's last stats frame (a llama child sends one when its slots change)."""
 
     @property
     def pid(self) -> int | None:
@@ -326,6 +329,8 @@ class ChildProcess:
         elif isinstance(frame, Ready):
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(frame)
+        elif isinstance(frame, Stats):
+            self.stats = frame
         elif isinstance(frame, LoadProgress):
             if self._on_progress is not None:
                 self._on_progress(frame.progress, frame.message)

@@ -61,6 +61,9 @@ class ModelPreset(BaseModel):
     dtype: str | None = None
     device_map: str | None = None
     trust_remote_code: bool = False
+
+    parallel: int | None = Field(default=None, ge=1, le=256, description="llama slots")
+    kv_park_bytes: int | None = Field(default=None, ge=0, description="parked KV budget")
     chat_template: str | None = None
     system_prompt: str | None = None
     sampling: SamplingDefaults = SamplingDefaults()
@@ -151,8 +154,14 @@ class Settings(BaseSettings):
 
     # llama defaults for models without a preset
     n_ctx: int = Field(default=4096, ge=16)
-    n_threads: int | None = Field(default=None, ge=1)
-    n_gpu_layers: int = 0
+    n_threads: int | None = Field(default=None, ge=1, description="default: physical cores")
+    n_gpu_layers: int | None = Field(default=None, description="default: all on a GPU build")
+    parallel: int = Field(
+        default=8, ge=1, le=256, description="requests a llama model decodes together"
+    )
+    kv_park_bytes: int = Field(
+        default=256 << 20, ge=0, description="host memory for idle conversations' KV, per model"
+    )
 
     # scheduling
     max_loaded_models: int = Field(default=2, ge=1)

@@ -7,7 +7,7 @@ the objects that own them, so they can never drift.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from aiohttp import web
 from prometheus_client import (
@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from corral.supervisor.appkeys import ANALYTICS, MANAGER, METRICS, STREAMS
+from corral.supervisor.child_process import ChildProcess
 from corral.supervisor.http.request_facts import RequestFacts
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -99,6 +100,7 @@ class Metrics:
             for model_id, count in manager.restart_counts().items():
                 restarts.add_metric([model_id], count)
             yield restarts
+            yield from _slot_metrics(manager.children())
             sessions = GaugeMetricFamily("corral_stream_sessions", "Resumable stream sessions kept")
             sessions.add_metric([], len(app[STREAMS].registry))
             yield sessions
@@ -110,6 +112,28 @@ class Metrics:
             yield dropped
 
         self.registry.register(_LiveCollector(read))
+
+
+def _slot_metrics(
+    children: Mapping[str, ChildProcess],
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    busy = GaugeMetricFamily("corral_slots_busy", "Slots decoding a request", labels=["model"])
+    total = GaugeMetricFamily("corral_slots_total", "Slots of a loaded model", labels=["model"])
+    cached = CounterMetricFamily(
+        "corral_prompt_tokens_cached",
+        "Prompt tokens served from a slot's KV cache instead of decoded",
+        labels=["model"],
+    )
+    parked = GaugeMetricFamily(
+        "corral_kv_parked_bytes", "Idle conversations' KV held in host memory", labels=["model"]
+    )
+    for model_id, child in children.items():
+        if child.stats is not None and child.alive:
+            busy.add_metric([model_id], child.stats.slots_busy)
+            total.add_metric([model_id], child.stats.slots_total)
+            cached.add_metric([model_id], child.stats.cached_tokens)
+            parked.add_metric([model_id], child.stats.kv_parked_bytes)
+    yield from (busy, total, cached, parked)
 
 
 async def metrics_route(request: web.Request) -> web.Response:

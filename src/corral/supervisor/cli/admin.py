@@ -155,8 +155,12 @@ def _ps(daemon: Daemon) -> int:
         deadline = m.get("keep_alive_deadline")
         until = "forever" if deadline is None else f"{max(0, deadline - now):.0f} s"
         memory = _size(m.get("memory_bytes"))
-        rows.append([m["id"], m["state"], memory, str(m["in_flight"]), str(m["queued"]), until])
-    print(_table(rows, ["MODEL", "STATE", "MEMORY", "IN FLIGHT", "QUEUED", "UNLOADS IN"]))
+        total = m.get("slots_total") or 0
+        slots = f"{m.get('slots_busy', 0)}/{total}" if total else "-"
+        row = [m["id"], m["state"], memory, str(m["in_flight"]), str(m["queued"]), slots, until]
+        rows.append(row)
+    headers = ["MODEL", "STATE", "MEMORY", "IN FLIGHT", "QUEUED", "SLOTS", "UNLOADS IN"]
+    print(_table(rows, headers))
     return 0
 
 

@@ -56,6 +56,8 @@ CATALOG_SETTINGS = (
     "n_ctx",
     "n_threads",
     "n_gpu_layers",
+    "parallel",
+    "kv_park_bytes",
 )
 # How stale the cached shelf may get for files copied in by hand (Corral's own changes refresh
 # it at once).
@@ -226,11 +228,21 @@ class Catalog:
         if entry.backend == "hf":
             return hf_footprint(entry.path, entry.preset, bundled=entry.id == EMBEDDER_ID)
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
+        if entry.backend == "llama":
+            n_ctx *= self.parallel(entry)  # every slot may hold a whole context (one shared KV)
         path = entry.path
         if path is None and entry.source == "demo":
             path = header_part()  # not assembled yet; its header is in the first part
         shape = UNKNOWN_SHAPE if path is None else self._memory_shape(path)
-        return entry.size_bytes + shape.runtime_bytes(n_ctx, FALLBACK_KV_BYTES_PER_TOKEN)
+        parked = self.park_bytes(entry) if entry.backend == "llama" else 0
+        return entry.size_bytes + shape.runtime_bytes(n_ctx, FALLBACK_KV_BYTES_PER_TOKEN) + parked
+
+    def parallel(self, entry: ModelEntry) -> int:
+        return entry.preset.parallel or self._settings.parallel
+
+    def park_bytes(self, entry: ModelEntry) -> int:
+        preset = entry.preset.kv_park_bytes
+        return preset if preset is not None else self._settings.kv_park_bytes
 
     def _memory_shape(self, path: Path) -> MemoryShape:
         # Asked on every request, so remembered per file; a replaced file has a new stamp.
@@ -277,8 +289,11 @@ class Catalog:
             "--model", str(path),
             "--model-id", entry.id,
             "--n-ctx", str(preset.n_ctx or settings.n_ctx),
-            "--n-gpu-layers", str(gpu_layers),
+            "--parallel", str(self.parallel(entry)),
+            "--kv-park-bytes", str(self.park_bytes(entry)),
         ]  # fmt: skip
+        if gpu_layers is not None:  # otherwise the child offloads all layers on a GPU build
+            argv += ["--n-gpu-layers", str(gpu_layers)]
         threads = preset.n_threads or settings.n_threads
         if threads:
             argv += ["--n-threads", str(threads)]

@@ -225,6 +225,7 @@ class ModelManager:
             loaded_since=rt.wall_loaded_since,
             last_used=rt.wall_last_used,
             restarts=rt.restarts,
+            stats=child.stats if child is not None and child.alive else None,
         )
 
     def kill_stuck(self, model_id: str, child: ChildProcess, reason: str) -> None:

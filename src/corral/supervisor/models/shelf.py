@@ -188,6 +188,10 @@ class ModelAdmin:
             "pinned": entry.preset.pinned if entry is not None else False,
             "restarts": status.restarts,
             "job": fetching.job if fetching is not None else None,
+            "slots_busy": status.slots_busy,
+            "slots_total": status.slots_total,
+            "cached_tokens": status.cached_tokens,
+            "kv_parked_bytes": status.kv_parked_bytes,
         }
 
 

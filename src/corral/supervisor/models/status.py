@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from corral.protocol.messages import Stats
 from corral.supervisor.scheduling.types import ModelView, State
 
 PublicState = Literal["unloaded", "loading", "loaded", "unloading", "failed", "downloading"]
@@ -37,6 +38,11 @@ class ModelStatus:
     in_flight: int = 0
     queued: int = 0
     restarts: int = 0
+    # From the child's last stats frame (llama: its batch slots and KV cache).
+    slots_busy: int = 0
+    slots_total: int = 0
+    cached_tokens: int = 0
+    kv_parked_bytes: int = 0
 
     @classmethod
     def never_ran(cls, model_id: str) -> ModelStatus:
@@ -53,6 +59,7 @@ class ModelStatus:
         loaded_since: float | None,
         last_used: float | None,
         restarts: int,
+        stats: Stats | None = None,
     ) -> ModelStatus:
         deadline = None
         if view.keep_alive_deadline is not None:
@@ -69,4 +76,8 @@ class ModelStatus:
             in_flight=view.in_flight,
             queued=view.queued,
             restarts=restarts,
+            slots_busy=stats.slots_busy if stats is not None else 0,
+            slots_total=stats.slots_total if stats is not None else 0,
+            cached_tokens=stats.cached_tokens if stats is not None else 0,
+            kv_parked_bytes=stats.kv_parked_bytes if stats is not None else 0,
         )

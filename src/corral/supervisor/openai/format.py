@@ -25,11 +25,13 @@ def sse_event(payload: Any) -> bytes:
     )
 
 
-def usage_dict(usage: Usage) -> dict[str, int]:
+def usage_dict(usage: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        # OpenAI's field for prompt tokens served from the cache (the child's KV slot here).
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
 
 

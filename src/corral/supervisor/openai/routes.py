@@ -30,7 +30,7 @@ from corral.supervisor.openai.schemas import (
     CompletionRequest,
     parse_body,
 )
-from corral.supervisor.streams.resumable import conversation_id, follow
+from corral.supervisor.streams.resumable import cache_key, conversation_id, follow
 
 log = logging.getLogger("corral.api")
 
@@ -115,13 +115,14 @@ async def _generate(
     require(entry, kind)  # an embedding model does not chat: a 400 before any load
     refuse_unsupported(entry, body.model_extra)
     request_id = uuid.uuid4().hex
+    cid = request.headers.get("X-Conversation-Id")
+    generate = body.to_generate(request_id, entry.preset, settings.max_tokens_limit)
     generation = Generation(
         request.app[MANAGER],
         entry,
-        body.to_generate(request_id, entry.preset, settings.max_tokens_limit),
+        generate.model_copy(update={"cache_key": cache_key(cid)}),
         body.keep_alive_seconds(),
     )
-    cid = request.headers.get("X-Conversation-Id")
     if body.stream and cid is not None:
         return await _resumable(request, conversation_id(cid), generation, kind, body)
     await generation.start()

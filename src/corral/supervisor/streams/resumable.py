@@ -62,6 +62,15 @@ def conversation_id(raw: str) -> str:
         raise BadRequest(f"conversation id: {exc}", code="invalid_conversation_id") from None
 
 
+def cache_key(raw: str | None) -> str | None:
+    """The conversation id as the child's KV cache key. Only a hint: an invalid one is no key
+    (the resumable path, which needs a valid id, reports it)."""
+    try:
+        return None if raw is None else validate_conversation_id(raw)
+    except InvalidConversationId:
+        return None
+
+
 def follow(session: StreamSession, offset: int) -> AsyncGenerator[bytes, None]:
     """Start following ``session`` at ``offset``; offset errors are raised here, before any byte."""
     try:

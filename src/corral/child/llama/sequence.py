@@ -1,0 +1,80 @@
+"""One request inside the engine: its prompt, where it is in the KV, what it has produced.
+
+Only the engine thread touches a running sequence; the worker thread that submitted it waits
+on ``finished`` and then reads ``outcome``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from corral.child.llama.sampling import SequenceSampler
+from corral.child.runtime import Job, RequestFailed
+from corral.child.text_stream import StopTextStream
+from corral.protocol.messages import FinishReason, Usage
+
+
+@dataclass(eq=False)
+class Sequence:
+    job: Job
+    prompt: list[int]
+    sampler: SequenceSampler
+    text: StopTextStream
+    max_tokens: int
+    cache_key: str | None = None
+    slot: int = -1
+    n_past: int = 0
+    """Tokens of prompt + completion whose KV is in this sequence's slot."""
+    cached: int = 0
+    """Prompt tokens that were already in the slot at admission."""
+    completion: list[int] = field(default_factory=list)
+    next_token: int | None = None
+    """The last sampled token, fed to the next step; None while the prompt is being read."""
+    pending_tokens: int = 0
+    finished: threading.Event = field(default_factory=threading.Event)
+    outcome: tuple[FinishReason, Usage] | RequestFailed | None = None
+
+    @property
+    def prefilling(self) -> bool:
+        return self.next_token is None
+
+    @property
+    def tokens(self) -> list[int]:
+        """What the slot's KV holds once this sequence retires."""
+        return (self.prompt + self.completion)[: self.n_past]
+
+    def take(self, token: int, piece: bytes, eog: bool) -> FinishReason | None:
+        """Handle a sampled token; a finish reason when the sequence ends with it."""
+        if eog:
+            return "stop"  # the end-of-generation token is neither text nor counted
+        self.completion.append(token)
+        self.pending_tokens += 1
+        text = self.text.push(piece)
+        if text:
+            self.job.emit(text, self.pending_tokens)
+            self.pending_tokens = 0
+        if self.text.stopped:
+            return "stop"
+        if len(self.completion) >= self.max_tokens:
+            return "length"
+        self.next_token = token
+        return None
+
+    def finish(self, reason: FinishReason) -> None:
+        if reason != "cancelled" and (tail := self.text.flush()):
+            self.job.emit(tail, self.pending_tokens)
+        usage = Usage(
+            prompt_tokens=len(self.prompt),
+            completion_tokens=len(self.completion),
+            cached_tokens=self.cached,
+        )
+        self._end((reason, usage))
+
+    def fail(self, error: RequestFailed) -> None:
+        self._end(error)
+
+    def _end(self, outcome: tuple[FinishReason, Usage] | RequestFailed) -> None:
+        self.sampler.close()
+        self.outcome = outcome
+        self.finished.set()
