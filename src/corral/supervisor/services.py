@@ -45,7 +45,8 @@ from corral.supervisor.conversations.store import Conversations
 from corral.supervisor.errors import CorralError
 from corral.supervisor.hub.downloads import DownloadManager
 from corral.supervisor.models.catalog import CATALOG_SETTINGS, Catalog
-from corral.supervisor.models.manager import MANAGER_SETTINGS, ModelManager
+from corral.supervisor.models.limits import MANAGER_SETTINGS
+from corral.supervisor.models.manager import ModelManager
 from corral.supervisor.settings import Settings
 from corral.supervisor.store import Store
 from corral.supervisor.streams.resumable import Streams

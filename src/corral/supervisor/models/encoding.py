@@ -19,7 +19,8 @@ from corral.protocol.messages import Done, Embed, Embeddings, Error, Rerank, Sco
 from corral.supervisor.child_process import ChildFailed, RequestHandle
 from corral.supervisor.errors import BadGateway, BadRequest, CorralError
 from corral.supervisor.models.catalog import ModelEntry
-from corral.supervisor.models.manager import Lease, ModelManager
+from corral.supervisor.models.lease import Lease
+from corral.supervisor.models.manager import ModelManager
 
 # Request frames stay under half the frame limit: JSON escaping can grow text further.
 _FRAME_BUDGET = MAX_FRAME_BYTES // 2

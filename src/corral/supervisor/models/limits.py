@@ -14,6 +14,19 @@ from corral.supervisor.errors import (
 from corral.supervisor.scheduling.types import Limits, Reject
 from corral.supervisor.settings import Settings
 
+# What `ModelManager.apply` takes in on a reload (the budget's RAM share is measured at start).
+MANAGER_SETTINGS = (
+    "max_loaded_models",
+    "max_queue",
+    "keep_alive",
+    "memory_budget",
+    "child_hello_timeout",
+    "child_load_timeout",
+    "child_stop_timeout",
+    "first_token_timeout",
+    "stall_timeout",
+)
+
 
 def default_memory_budget(settings: Settings) -> int:
     """A share of the RAM available now. Measured once, at start: measured again later, the

@@ -26,6 +26,7 @@ from corral.supervisor.errors import (
 )
 from corral.supervisor.models.catalog import Catalog, ModelEntry
 from corral.supervisor.models.drain import Drain, Interruptible
+from corral.supervisor.models.lease import ChildRecord, Lease
 from corral.supervisor.models.limits import (
     default_memory_budget,
     rejection_error,
@@ -48,38 +49,7 @@ from corral.supervisor.settings import Settings
 log = logging.getLogger("corral.scheduler")
 
 Command = Callable[[float], list[Effect]]
-# What `ModelManager.apply` takes in on a reload (the budget's RAM share is measured at start).
-MANAGER_SETTINGS = (
-    "max_loaded_models",
-    "max_queue",
-    "keep_alive",
-    "memory_budget",
-    "child_hello_timeout",
-    "child_load_timeout",
-    "child_stop_timeout",
-    "first_token_timeout",
-    "stall_timeout",
-)
 _RUNNING = frozenset({"loading", "loaded", "stopping"})
-
-
-@dataclass(frozen=True)
-class Lease:
-    """An admitted request's hold on a loaded model; release it when the request ends."""
-
-    model_id: str
-    ticket: str
-    child: ChildProcess
-
-
-@dataclass
-class _ModelRuntime:
-    child: ChildProcess | None = None
-    progress: float | None = None
-    wall_loaded_since: float | None = None
-    wall_last_used: float | None = None
-    restarts: int = 0
-    kill_reason: str | None = None  # why the supervisor killed its child, for the failure
 
 
 @dataclass
@@ -93,7 +63,7 @@ class ModelManager:
     _inbox: asyncio.Queue[Command] = field(default_factory=asyncio.Queue, init=False)
     _waiters: dict[str, asyncio.Future[Lease]] = field(default_factory=dict, init=False)
     _entries: dict[str, ModelEntry] = field(default_factory=dict, init=False)
-    _runtime: dict[str, _ModelRuntime] = field(default_factory=dict, init=False)
+    _runtime: dict[str, ChildRecord] = field(default_factory=dict, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _stopping: set[ChildProcess] = field(default_factory=set, init=False)
     _tickets: itertools.count[int] = field(default_factory=itertools.count, init=False)
@@ -155,7 +125,7 @@ class ModelManager:
             # No await here: a cancelled request still gives its model back.
             if holder is not None:
                 self.drain.untrack(holder)
-            self._runtime.setdefault(model_id, _ModelRuntime()).wall_last_used = time.time()
+            self._runtime.setdefault(model_id, ChildRecord()).wall_last_used = time.time()
             self._post(lambda now: self._scheduler.finish(lease.ticket, now))
 
     async def _acquire(self, model_id: str, keep_alive: float | None) -> Lease:
@@ -215,7 +185,7 @@ class ModelManager:
         view = self.views.get(model_id)
         if view is None:
             return ModelStatus.never_ran(model_id)
-        rt = self._runtime.get(model_id, _ModelRuntime())
+        rt = self._runtime.get(model_id, ChildRecord())
         child = rt.child
         return ModelStatus.of(
             view,
@@ -344,7 +314,7 @@ class ModelManager:
 
     def _admit(self, effect: Admit) -> None:
         future = self._waiters.get(effect.ticket)
-        child = self._runtime.get(effect.model_id, _ModelRuntime()).child
+        child = self._runtime.get(effect.model_id, ChildRecord()).child
         if future is None or future.done() or child is None:
             # Nobody is waiting any more (or the child vanished): hand the slot straight back.
             self._post(lambda now: self._scheduler.finish(effect.ticket, now))
@@ -358,7 +328,7 @@ class ModelManager:
 
     async def _load(self, model_id: str) -> None:
         entry = self._entries[model_id]
-        rt = self._runtime.setdefault(model_id, _ModelRuntime())
+        rt = self._runtime.setdefault(model_id, ChildRecord())
         rt.progress = 0.0
 
         def progress(fraction: float, _: str) -> None:
