@@ -94,9 +94,13 @@ def _serve(args: argparse.Namespace) -> int:
         )
     import uvloop  # only the real daemon runs on uvloop; tests may use either loop
 
-    from corral.supervisor.daemon.server import serve
+    from corral.supervisor.daemon.server import PortInUse, serve
 
-    return uvloop.run(serve(settings, reload))
+    try:
+        return uvloop.run(serve(settings, reload))
+    except PortInUse as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
