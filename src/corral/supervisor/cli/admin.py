@@ -9,73 +9,17 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 from tqdm import tqdm
 
+from corral.supervisor.cli.client import CliError, Daemon
+
 COMMANDS = ("pull", "ls", "ps", "rm")
 ENDED = ("finished", "failed", "cancelled", "interrupted")
-
-
-class CliError(Exception):
-    pass
-
-
-class Daemon:
-    def __init__(self, url: str, api_key: str | None) -> None:
-        self.url = url.rstrip("/")
-        self._headers = {"Accept": "application/json"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-
-    def _open(self, method: str, path: str, body: Any = None, timeout: float | None = 60.0) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        headers = dict(self._headers)
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(self.url + path, data, headers, method=method)
-        try:
-            return urllib.request.urlopen(request, timeout=timeout)
-        except urllib.error.HTTPError as exc:
-            raise CliError(_error_message(exc)) from None
-        except urllib.error.URLError as exc:
-            raise CliError(f"cannot reach the daemon at {self.url}: {exc.reason}") from None
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        with self._open(method, path, body) as response:
-            return json.loads(response.read())
-
-    def events(self) -> Iterator[tuple[str, Any]]:
-        """(event, data) from /admin/events; subscribed on return, not on first use."""
-        return _read_events(self._open("GET", "/admin/events", timeout=None))
-
-
-def _read_events(response: Any) -> Iterator[tuple[str, Any]]:
-    with response:
-        name, data = "message", ""
-        for raw in response:
-            line = raw.decode().rstrip("\r\n")
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data += line[5:].strip()
-            elif not line and data:
-                yield name, json.loads(data)
-                name, data = "message", ""
-
-
-def _error_message(exc: urllib.error.HTTPError) -> str:
-    try:
-        return str(json.loads(exc.read())["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {exc.code} {exc.reason}"
 
 
 def _size(n: int | None) -> str:
@@ -166,18 +110,10 @@ def _rm(daemon: Daemon, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--url",
-        default=os.environ.get("CORRAL_URL", "http://127.0.0.1:8080"),
-        help="the daemon (env CORRAL_URL; default http://127.0.0.1:8080)",
-    )
-    common.add_argument(
-        "--api-key",
-        default=os.environ.get("CORRAL_API_KEY"),
-        help="an admin key, sent as a Bearer token (env CORRAL_API_KEY)",
-    )
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
     pull = commands.add_parser("pull", parents=[common], help="download a model from the hub")
     pull.add_argument("repo", help="org/name on the hub (HF_ENDPOINT on the daemon)")
     pull.add_argument("files", nargs="*", help="files to fetch (default: the whole repo)")
