@@ -11,14 +11,16 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from corral.supervisor.auth.credentials import Credentials
-from corral.supervisor.auth.policy import build_credentials, open_without_keys
 from corral.supervisor.cli.datadir import AmbiguousServer, resolve_target
 from corral.supervisor.settings import Settings
-from corral.supervisor.store import Store
+
+if TYPE_CHECKING:
+    from corral.supervisor.auth.credentials import Credentials
+    from corral.supervisor.store import Store
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +61,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _credentials(args: argparse.Namespace) -> tuple[Store, Credentials]:
+    # Imported here: the store and the auth policy pull in sqlite-utils and aiohttp, a second
+    # of start-up that every other CLI command (corral run, ls, ...) would pay for nothing.
+    from corral.supervisor.auth.policy import build_credentials
+    from corral.supervisor.store import Store
+
     target = resolve_target(args.config, args.data_dir)
     print(f"corral: {target.note}", file=sys.stderr)
     settings = target.settings
@@ -126,6 +133,9 @@ def _dispatch(args: argparse.Namespace, credentials: Credentials) -> int:
 
 def public_bind_refusal(settings: Settings) -> str | None:
     """Why serving ``settings.host`` would be unsafe, or None when it is fine."""
+    from corral.supervisor.auth.policy import build_credentials, open_without_keys
+    from corral.supervisor.store import Store
+
     if open_without_keys(settings):
         return None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
