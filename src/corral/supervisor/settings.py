@@ -114,8 +114,9 @@ DEFAULT_UI_MODES = {
 class UiDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = 0.7
-    top_p: float = 0.95
+    # None: the UI sends none, so each model's own defaults (preset, GGUF metadata) apply.
+    temperature: float | None = None
+    top_p: float | None = None
     max_tokens: int = 1024
 
 

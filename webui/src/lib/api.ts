@@ -18,8 +18,9 @@ export interface ApiErrorBody {
 export type ModeName = 'fast' | 'normal' | 'deep';
 
 export interface SamplingSettings {
-  temperature: number;
-  top_p: number;
+  // null: not sent, so the model's own default applies (its preset, or its GGUF's metadata).
+  temperature: number | null;
+  top_p: number | null;
   max_tokens: number;
 }
 

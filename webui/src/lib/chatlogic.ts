@@ -13,7 +13,7 @@ export const FALLBACK_CONFIG: UiConfig = {
     normal: { label: 'Normal', system_prompt: '' },
     deep: { label: 'Deep', system_prompt: 'Think carefully and answer thoroughly.' },
   },
-  defaults: { temperature: 0.7, top_p: 0.95, max_tokens: 2048 },
+  defaults: { temperature: null, top_p: null, max_tokens: 2048 },
 };
 
 export const MODES: ModeName[] = ['fast', 'normal', 'deep'];
@@ -41,17 +41,18 @@ export function effectiveSettings(defaults: SamplingSettings, own: Partial<Sampl
     const v = own?.[k];
     return typeof v === 'number' && Number.isFinite(v) ? v : defaults[k];
   };
-  return { temperature: pick('temperature'), top_p: pick('top_p'), max_tokens: pick('max_tokens') };
+  return { temperature: pick('temperature'), top_p: pick('top_p'), max_tokens: pick('max_tokens') ?? FALLBACK_CONFIG.defaults.max_tokens };
 }
 
+/** The request; sampling left unset (null) is left out, so the model's own defaults apply. */
 export function chatRequest(model: string, messages: ChatMessage[], s: SamplingSettings): ChatRequest {
   return {
     model,
     messages,
     stream: true,
     stream_options: { include_usage: true },
-    temperature: s.temperature,
-    top_p: s.top_p,
+    ...(s.temperature !== null ? { temperature: s.temperature } : {}),
+    ...(s.top_p !== null ? { top_p: s.top_p } : {}),
     max_tokens: s.max_tokens,
   };
 }
