@@ -27,6 +27,7 @@ export interface SamplingSettings {
 export interface UiConfig {
   version: string;
   auth_required: boolean;
+  accounts?: boolean; // false: keys exist but no user can sign in yet
   default_model: string;
   modes: Record<ModeName, { label: string; system_prompt: string }>;
   defaults: SamplingSettings;
