@@ -86,3 +86,34 @@ def test_keys_without_accounts_explain_the_sign_in(
     page.reload()
     expect(page.get_by_test_id("login-form")).to_be_visible()
     expect(hint).to_have_count(0)
+
+
+def test_admin_models_fit_a_phone(
+    supervisor: SupervisorFactory, ui: Callable[[Supervisor], UI]
+) -> None:
+    sup = supervisor(UI_PRESETS, env=UI_ENV)
+    page = ui(sup).page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page.goto("/#/admin/models")
+    row = page.locator('[data-testid="admin-model-row"][data-model-id="fake-slowload"]')
+    expect(row).to_be_visible()
+    # Nothing is wider than the screen: no sideways scrolling, in the page or in the table.
+    widths = page.evaluate(
+        """() => {
+          const box = document.querySelector('[data-testid="admin-models"]').parentElement;
+          return [document.documentElement.scrollWidth, window.innerWidth,
+                  box.scrollWidth, box.clientWidth];
+        }"""
+    )
+    assert widths[0] <= widths[1], widths
+    assert widths[2] <= widths[3], widths
+    row.scroll_into_view_if_needed()
+    for part in (
+        row.get_by_test_id("model-state"),
+        row.get_by_test_id("model-load"),
+        row.locator('td[data-label="Size"]'),
+    ):
+        box = part.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0, box
+        assert box["x"] + box["width"] <= 390, box  # within the screen's width
+    base.shot(page, "admin-models-phone")
