@@ -117,3 +117,33 @@ def test_admin_models_fit_a_phone(
         assert box["x"] >= 0, box
         assert box["x"] + box["width"] <= 390, box  # within the screen's width
     base.shot(page, "admin-models-phone")
+
+
+def test_search_finds_words_inside_answers(
+    supervisor: SupervisorFactory, ui: Callable[[Supervisor], UI]
+) -> None:
+    sup = supervisor(UI_PRESETS, env=UI_ENV)
+    with sup.http() as http:
+        answer = "Screens mix light, so use RGB: rgb(255, 128, 0) is orange."
+        for cid, title, text in (
+            ("c-colour", "Colour question", answer),
+            ("c-other", "Weekend plans", "A walk by the river."),
+        ):
+            messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": text}]
+            made = http.post(
+                "/api/conversations", json={"id": cid, "title": title, "messages": messages}
+            )
+            assert made.status_code == 201, made.text
+    page = ui(sup).page()
+    page.goto("/")
+    items = page.get_by_test_id("conversation-item")
+    expect(items).to_have_count(2)
+    page.get_by_test_id("conversation-search").fill("RGB")  # only in an answer, not a title
+    expect(items).to_have_count(1)
+    expect(items.first).to_have_attribute("data-conversation-id", "c-colour")
+    expect(items.first.get_by_test_id("conversation-snippet")).to_contain_text("rgb(255, 128, 0)")
+    page.get_by_test_id("conversation-search").fill("weekend")  # titles still match at once
+    expect(items).to_have_count(1)
+    expect(items.first).to_have_attribute("data-conversation-id", "c-other")
+    page.get_by_test_id("conversation-search").fill("")
+    expect(items).to_have_count(2)

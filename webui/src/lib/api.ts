@@ -24,6 +24,13 @@ export interface SamplingSettings {
   max_tokens: number;
 }
 
+export interface SearchHit {
+  id: string;
+  title: string;
+  updated_at: number;
+  snippet: string;
+}
+
 export interface UiConfig {
   version: string;
   auth_required: boolean;
@@ -376,6 +383,9 @@ export const api = {
   models: () => request<{ object: 'list'; data: Model[] }>('GET', '/v1/models').then((r) => r.data),
 
   conversations: () => request<{ data: ConversationSummary[] }>('GET', '/api/conversations').then((r) => r.data),
+  /** Conversations whose title or message text has every word of `q` (SQLite FTS5, prefixes). */
+  searchConversations: (q: string) =>
+    request<{ data: SearchHit[] }>('GET', `/api/conversations?q=${encodeURIComponent(q)}`).then((r) => r.data),
   createConversation: (c: Partial<Pick<Conversation, 'id' | 'title' | 'model' | 'mode' | 'system_prompt'>>) =>
     request<Conversation>('POST', '/api/conversations', c),
   conversation: (id: string) => request<Conversation>('GET', `/api/conversations/${enc(id)}`),

@@ -1,4 +1,7 @@
-"""``/api/conversations``: the web UI's conversations, each caller seeing only its own."""
+"""``/api/conversations``: the web UI's conversations, each caller seeing only its own.
+
+``GET /api/conversations?q=TEXT`` searches titles and message text instead (search.py).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from corral.supervisor.appkeys import CONVERSATIONS, PRINCIPAL, STORE
+from corral.supervisor.conversations.search import ConversationSearch
 from corral.supervisor.conversations.store import (
     ConversationPatch,
     Conversations,
@@ -14,7 +18,10 @@ from corral.supervisor.conversations.store import (
     NewConversation,
     owner_for,
 )
+from corral.supervisor.errors import BadRequest
 from corral.supervisor.openai.schemas import parse_body
+
+MAX_QUERY_CHARS = 500
 
 
 def _owner(request: web.Request) -> str:
@@ -22,6 +29,12 @@ def _owner(request: web.Request) -> str:
 
 
 async def list_conversations(request: web.Request) -> web.Response:
+    query = request.query.get("q")
+    if query is not None:
+        if len(query) > MAX_QUERY_CHARS:
+            raise BadRequest(f"q is at most {MAX_QUERY_CHARS} characters", param="q")
+        hits = await ConversationSearch(request.app[STORE]).search(_owner(request), query)
+        return web.json_response({"data": hits})
     data = await request.app[CONVERSATIONS].summaries(_owner(request))
     return web.json_response({"data": data})
 
