@@ -147,3 +147,28 @@ def test_search_finds_words_inside_answers(
     expect(items.first).to_have_attribute("data-conversation-id", "c-other")
     page.get_by_test_id("conversation-search").fill("")
     expect(items).to_have_count(2)
+
+
+def test_a_tab_closed_mid_answer_leaves_a_named_entry(
+    supervisor: SupervisorFactory, ui: Callable[[Supervisor], UI]
+) -> None:
+    sup = supervisor(UI_PRESETS, env=UI_ENV)
+    session = ui(sup)
+    page = session.page()
+    page.goto("/")
+    send(page, "How do horses sleep standing up?")
+    cid = conversation_id(page)
+    expect(page.locator(STREAMING)).to_have_count(1)
+    with sup.http() as http:
+        wait_until(lambda: stream_state(http, cid) == "running", 30, "the answer to start")
+        page.context.close()  # the tab goes before the answer (and its title) is in
+        (entry,) = http.get("/api/conversations").json()["data"]
+        assert entry["id"] == cid
+        assert entry["title"] == "How do horses sleep standing up?"
+    # Back in a new tab: the entry carries that name, and the next new chat is a new entry.
+    again = session.page()
+    again.goto("/")
+    item = again.locator(f'[data-testid="conversation-item"][data-conversation-id="{cid}"]')
+    # (the model's title may replace it once the re-attached answer ends)
+    expect(item.get_by_test_id("conversation-title")).not_to_have_text("New chat")
+    expect(again.get_by_test_id("conversation-item")).to_have_count(1)

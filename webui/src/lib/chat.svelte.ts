@@ -291,11 +291,11 @@ class Chat {
     if (id && this.convs[id]) {
       conv = this.convs[id];
     } else {
-      conv = this.createLocal();
+      conv = this.createLocal(content);
       router.go(chatHref(conv.id));
     }
     if (this.isGenerating(conv.id)) return;
-    if (!conv.title && conv.messages.length === 0) this.provisionalTitle[conv.id] = fallbackTitle(content);
+    if (!conv.title && conv.messages.length === 0) this.provisionalTitle[conv.id] ??= fallbackTitle(content);
     const history: StoredMessage[] = [...conv.messages, { role: 'user', content }];
     conv.messages = history;
     this.start(conv, history);
@@ -339,8 +339,15 @@ class Chat {
     delete this.failed[id];
   }
 
-  private createLocal(): Conversation {
+  /**
+   * A new conversation, created on the server at once with a provisional title from the first
+   * message: a tab closed before the answer ends leaves a named entry, not another "New chat".
+   * The model's title replaces it when the first answer is in.
+   */
+  private createLocal(firstMessage: string): Conversation {
     const id = newConversationId();
+    const provisional = fallbackTitle(firstMessage);
+    this.provisionalTitle[id] = provisional;
     const now = Date.now() / 1000;
     const d = this.draft;
     const conv: Conversation = {
@@ -362,7 +369,7 @@ class Chat {
     this.draft.settings = {};
     const settings = conv.settings;
     this.write(id, async () => {
-      await api.createConversation({ id, title: '', model: conv.model, mode: conv.mode, system_prompt: conv.system_prompt });
+      await api.createConversation({ id, title: provisional, model: conv.model, mode: conv.mode, system_prompt: conv.system_prompt });
       if (Object.keys(settings).length) await api.patchConversation(id, { settings });
     });
     return conv;
@@ -561,7 +568,8 @@ class Chat {
     await this.saveMessages(id, messages);
     const title = this.list.find((c) => c.id === id)?.title || conv?.title;
     const userTurns = messages.filter((m) => m.role === 'user');
-    if (!title && userTurns.length === 1 && msg.content) {
+    const untitled = !title || title === this.provisionalTitle[id];
+    if (untitled && userTurns.length === 1 && msg.content) {
       void this.makeTitle(id, userTurns[0].content, msg.content, rec.model);
     }
   }
@@ -580,7 +588,8 @@ class Chat {
     } catch {
       title = '';
     }
-    if (this.list.find((c) => c.id === id)?.title) return; // renamed meanwhile
+    const current = this.list.find((c) => c.id === id)?.title;
+    if (current && current !== this.provisionalTitle[id]) return; // renamed meanwhile
     this.rename(id, title || fallbackTitle(user));
   }
 
