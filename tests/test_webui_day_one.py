@@ -3,6 +3,7 @@ the admin table at phone width. Same harness as test_webui_e2e (fixtures importe
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -172,3 +173,65 @@ def test_a_tab_closed_mid_answer_leaves_a_named_entry(
     # (the model's title may replace it once the re-attached answer ends)
     expect(item.get_by_test_id("conversation-title")).not_to_have_text("New chat")
     expect(again.get_by_test_id("conversation-item")).to_have_count(1)
+
+
+def test_export_then_import_round_trip(
+    supervisor: SupervisorFactory, ui: Callable[[Supervisor], UI], tmp_path: Path
+) -> None:
+    sup = supervisor(UI_PRESETS, env=UI_ENV)
+    seeded = {
+        "Colour question": ["What is RGB?", "Red, green and **blue** light."],
+        "Weekend plans": ["Where to walk?", "By the river."],
+    }
+    with sup.http() as http:
+        for title, (question, answer) in seeded.items():
+            messages = [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer},
+            ]
+            made = http.post("/api/conversations", json={"title": title, "messages": messages})
+            assert made.status_code == 201, made.text
+    page = ui(sup).page(accept_downloads=True)
+    page.goto("/")
+    items = page.get_by_test_id("conversation-item")
+    expect(items).to_have_count(2)
+
+    colour = page.locator('[data-testid="conversation-item"]', has_text="Colour question")
+    colour.hover()
+    colour.get_by_test_id("conversation-menu").click()
+    with page.expect_download() as markdown:
+        page.get_by_test_id("conversation-export-md").click()
+    text = Path(markdown.value.path()).read_text()
+    assert text.startswith("# Colour question\n")
+    assert "## User\n\nWhat is RGB?\n\n## Assistant\n\nRed, green and **blue** light." in text
+    assert markdown.value.suggested_filename.startswith("Colour-question-")
+
+    with page.expect_download() as everything:
+        page.get_by_test_id("export-all-json").click()
+    exported = tmp_path / everything.value.suggested_filename
+    everything.value.save_as(exported)
+    with sup.http() as http:
+        for conv in http.get("/api/conversations").json()["data"]:
+            assert http.delete(f"/api/conversations/{conv['id']}").status_code == 204
+    page.reload()
+    expect(items).to_have_count(0)
+    page.get_by_test_id("import-file").set_input_files(str(exported))
+    expect(page.get_by_test_id("notice")).to_contain_text("Imported 2 conversations")
+    expect(items).to_have_count(2)
+    with sup.http() as http:
+        back = {}
+        for conv in http.get("/api/conversations").json()["data"]:
+            full = http.get(f"/api/conversations/{conv['id']}").json()
+            back[full["title"]] = [m["content"] for m in full["messages"]]
+    assert back == seeded
+    # A ChatGPT-style export maps in too: the branch last shown, text turns only.
+    node = {
+        "root": {"id": "root", "parent": None, "children": ["u"], "message": None},
+        "u": {"id": "u", "parent": "root", "children": ["a"], "message": {"author": {"role": "user"}, "content": {"content_type": "text", "parts": ["Do horses sleep standing?"]}}},
+        "a": {"id": "a", "parent": "u", "children": [], "message": {"author": {"role": "assistant"}, "content": {"content_type": "text", "parts": ["Mostly, yes."]}}},
+    }  # fmt: skip
+    chatgpt = tmp_path / "conversations.json"
+    chatgpt.write_text(json.dumps([{"title": "Horses", "current_node": "a", "mapping": node}]))
+    page.get_by_test_id("import-file").set_input_files(str(chatgpt))
+    expect(page.get_by_test_id("notice")).to_contain_text("Imported 1 conversation from")
+    expect(page.locator('[data-testid="conversation-item"]', has_text="Horses")).to_have_count(1)

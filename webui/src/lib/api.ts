@@ -386,7 +386,7 @@ export const api = {
   /** Conversations whose title or message text has every word of `q` (SQLite FTS5, prefixes). */
   searchConversations: (q: string) =>
     request<{ data: SearchHit[] }>('GET', `/api/conversations?q=${encodeURIComponent(q)}`).then((r) => r.data),
-  createConversation: (c: Partial<Pick<Conversation, 'id' | 'title' | 'model' | 'mode' | 'system_prompt'>>) =>
+  createConversation: (c: Partial<Pick<Conversation, 'id' | 'title' | 'model' | 'mode' | 'system_prompt' | 'settings' | 'messages'>>) =>
     request<Conversation>('POST', '/api/conversations', c),
   conversation: (id: string) => request<Conversation>('GET', `/api/conversations/${enc(id)}`),
   patchConversation: (id: string, patch: ConversationPatch) =>
