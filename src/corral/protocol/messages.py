@@ -71,6 +71,8 @@ class Generate(_Message):
     messages: tuple[ChatMessage, ...] | None = None
     prompt: str | None = None
     params: SamplingParams = SamplingParams()
+    # The last message is a partial assistant answer to go on with (no new assistant turn).
+    continue_final: bool = False
 
 
 class Cancel(_Message):

@@ -79,13 +79,18 @@ class LlamaBackend:
     def _prompt_tokens(self, request: Generate) -> tuple[list[int], tuple[str, ...]]:
         assert self._llama is not None and self._formatter is not None
         if request.messages is not None:
+            messages: Any = [m.model_dump(exclude_none=True) for m in request.messages]
+            # Continuing an answer: template the turns before it (which opens the assistant's
+            # turn) and append its text as is, so the model goes on mid-sentence.
+            prefix = messages.pop()["content"] if request.continue_final else ""
             try:
-                messages: Any = [m.model_dump(exclude_none=True) for m in request.messages]
                 formatted = self._formatter(messages=messages)
             except Exception as exc:  # the template's own raise_exception, or a Jinja error
                 raise RequestFailed("invalid_messages", f"chat template: {exc}") from None
             tokens = self._llama.tokenize(
-                formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
+                (formatted.prompt + prefix).encode(),
+                add_bos=not formatted.added_special,
+                special=True,
             )
             stops = tuple(formatted.stop if isinstance(formatted.stop, list) else [])
             return tokens, stops
