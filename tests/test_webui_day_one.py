@@ -16,6 +16,7 @@ from tests import test_webui_e2e as base
 from tests.conftest import SupervisorFactory
 from tests.support.supervisor_proc import Supervisor, wait_until
 from tests.test_webui_e2e import (
+    DONE,
     STREAMING,
     UI,
     UI_ENV,
@@ -23,6 +24,7 @@ from tests.test_webui_e2e import (
     conversation_id,
     send,
     stream_state,
+    wait_stored,
 )
 
 pytestmark = pytest.mark.e2e
@@ -235,3 +237,44 @@ def test_export_then_import_round_trip(
     page.get_by_test_id("import-file").set_input_files(str(chatgpt))
     expect(page.get_by_test_id("notice")).to_contain_text("Imported 1 conversation from")
     expect(page.locator('[data-testid="conversation-item"]', has_text="Horses")).to_have_count(1)
+
+
+def test_a_stopped_or_capped_answer_offers_continue(
+    supervisor: SupervisorFactory, ui: Callable[[Supervisor], UI]
+) -> None:
+    sup = supervisor(UI_PRESETS, env=UI_ENV)
+    page = ui(sup).page()
+    page.goto("/")
+    send(page, "count slowly")
+    cid = conversation_id(page)
+    expect(page.locator(STREAMING).get_by_test_id("assistant-content")).to_contain_text("tok4")
+    page.get_by_test_id("stop-button").click()
+    answer = page.get_by_test_id("assistant-message")
+    expect(answer.get_by_test_id("message-finish")).to_have_attribute("data-finish", "stopped")
+    expect(answer.get_by_test_id("message-finish")).to_contain_text("You stopped this answer.")
+    answer.get_by_test_id("message-continue").click()
+    # The same message goes on to the model's end: one answer, every token once, in order.
+    expect(page.locator(DONE).get_by_test_id("assistant-content")).to_have_text(
+        " ".join(f"tok{i}" for i in range(60))
+    )
+    expect(answer).to_have_count(1)
+    expect(answer.get_by_test_id("message-finish")).to_have_count(0)
+    with sup.http() as http:
+        saved = wait_stored(http, cid, 2)
+        assert saved["messages"][1]["content"] == " ".join(f"tok{i}" for i in range(60))
+        assert "finish" not in saved["messages"][1]
+
+        # An answer cut at the token limit says so, and goes on the same way.
+        messages = [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "tok0 tok1 tok2", "finish": "length"},
+        ]
+        body = {"id": "c-capped", "model": "fake", "title": "Capped", "messages": messages}
+        assert http.post("/api/conversations", json=body).status_code == 201
+    page.goto("/#/c/c-capped")
+    expect(answer.get_by_test_id("message-finish")).to_contain_text("token limit")
+    answer.get_by_test_id("message-continue").click()
+    expect(page.locator(DONE).get_by_test_id("assistant-content")).to_have_text(
+        " ".join(f"tok{i}" for i in range(8))
+    )
+    expect(answer.get_by_test_id("message-finish")).to_have_count(0)

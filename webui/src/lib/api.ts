@@ -76,6 +76,8 @@ export interface StoredMessage {
   content: string;
   reasoning?: string;
   stats?: MessageStats;
+  /** An answer that did not end by itself: stopped by the user, or cut at max_tokens. */
+  finish?: 'stopped' | 'length';
 }
 
 export interface ConversationSummary {
@@ -108,6 +110,8 @@ export interface ChatRequest {
   messages: ChatMessage[];
   stream: boolean;
   stream_options?: { include_usage: boolean };
+  /** Go on with the last (assistant) message instead of answering anew. */
+  continue_final_message?: boolean;
   temperature?: number;
   top_p?: number;
   max_tokens?: number;

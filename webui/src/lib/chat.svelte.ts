@@ -320,6 +320,29 @@ class Chat {
     this.start(conv, history);
   }
 
+  /** Go on with a stopped or length-capped last answer, in the same message. */
+  continueAnswer(id: string): void {
+    const conv = this.convs[id];
+    const last = conv?.messages.at(-1);
+    if (!conv || !last || last.role !== 'assistant' || !last.finish || this.isGenerating(id)) return;
+    const cfg = session.config;
+    const model = conv.model || models.defaultId(cfg.default_model);
+    if (!model) return;
+    const history = conv.messages.slice(0, -1);
+    const body: ChatRequest = {
+      ...chatRequest(model, requestMessages(systemPrompt(cfg, conv.mode, conv.system_prompt), conv.messages), effectiveSettings(cfg.defaults, conv.settings)),
+      continue_final_message: true,
+    };
+    const state = emptyState(0);
+    state.raw = last.content;
+    state.reasoning = last.reasoning ?? '';
+    conv.messages = history; // the live answer shows the whole message as it grows
+    delete this.failed[id];
+    this.touch(id);
+    const rec: PartialRecord = { v: 1, conversationId: id, history, state, model, startedAt: Date.now(), ttftMs: null, firstTokenAt: null, savedAt: 0, continues: last };
+    void this.run(rec, body);
+  }
+
   stop(id: string): void {
     this.controllers.get(id)?.abort();
     api.stopStream(id).catch(() => {});
@@ -481,6 +504,9 @@ class Chat {
     const drop = () => {
       this.partials.remove(id);
       delete this.live[id];
+      const conv = this.convs[id];
+      // A continuation that failed leaves the answer as it was.
+      if (rec.continues && conv && conv.messages.length === rec.history.length) conv.messages = [...rec.history, rec.continues];
     };
     if (this.removed.has(id)) {
       drop();
@@ -500,7 +526,7 @@ class Chat {
         return;
       }
       if (s.error) this.failed[id] = s.error.message;
-      await this.commit(rec, assistantMessage(s, stats));
+      await this.commit(rec, assistantMessage(s, stats, result.outcome === 'aborted'));
       return;
     }
 

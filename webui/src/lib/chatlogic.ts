@@ -80,10 +80,12 @@ export function answerStats(
 }
 
 /** The stored assistant message for a finished (or stopped) generation. */
-export function assistantMessage(s: GenState, stats: MessageStats): StoredMessage {
+export function assistantMessage(s: GenState, stats: MessageStats, stopped = false): StoredMessage {
   const split = splitThink(s.raw, s.reasoning, false);
   const msg: StoredMessage = { role: 'assistant', content: split.answer.trimEnd(), stats };
   if (split.reasoning) msg.reasoning = split.reasoning;
+  if (stopped) msg.finish = 'stopped';
+  else if (s.finishReason === 'length') msg.finish = 'length';
   return msg;
 }
 
