@@ -278,3 +278,29 @@ def test_a_stopped_or_capped_answer_offers_continue(
         " ".join(f"tok{i}" for i in range(8))
     )
     expect(answer.get_by_test_id("message-finish")).to_have_count(0)
+
+
+def test_keyboard_shortcuts(supervisor: SupervisorFactory, ui: Callable[[Supervisor], UI]) -> None:
+    sup = supervisor(UI_PRESETS, env=UI_ENV)
+    page = ui(sup).page()
+    page.goto("/")
+    send(page, "hello")
+    conversation_id(page)
+    expect(page.locator(DONE)).to_have_count(1)
+    page.locator("body").click(position={"x": 640, "y": 20})  # out of the text box
+    page.keyboard.press("?")
+    dialog = page.get_by_test_id("shortcuts-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Ctrl + K")
+    expect(page.get_by_test_id("shortcuts-close")).to_be_focused()  # focus moves into it
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    page.keyboard.press("Control+k")
+    expect(page.get_by_test_id("conversation-search")).to_be_focused()
+    page.keyboard.press("Control+.")
+    expect(page.get_by_test_id("settings-panel")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("settings-panel")).to_have_count(0)
+    page.keyboard.press("Control+Shift+O")
+    expect(page.get_by_test_id("empty-state")).to_be_visible()
+    expect(page.get_by_test_id("message-input")).to_be_focused()
