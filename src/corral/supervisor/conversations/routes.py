@@ -1,6 +1,7 @@
 """``/api/conversations``: the web UI's conversations, each caller seeing only its own.
 
 ``GET /api/conversations?q=TEXT`` searches titles and message text instead (search.py).
+``POST /api/attachments/pdf-text`` (the PDF's bytes) answers its text (pdf_text.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from corral.supervisor.appkeys import CONVERSATIONS, PRINCIPAL, STORE
+from corral.supervisor.conversations.pdf_text import pdf_text
 from corral.supervisor.conversations.search import ConversationSearch
 from corral.supervisor.conversations.store import (
     ConversationPatch,
@@ -61,6 +63,10 @@ async def delete_conversation(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def extract_pdf_text(request: web.Request) -> web.Response:
+    return web.json_response(await pdf_text(await request.read()))
+
+
 def setup(app: web.Application, limits: Limits | None = None) -> None:
     """Add the routes; the service is built at start-up, after the store is open."""
 
@@ -74,3 +80,4 @@ def setup(app: web.Application, limits: Limits | None = None) -> None:
     app.router.add_get("/api/conversations/{cid}", get_conversation)
     app.router.add_patch("/api/conversations/{cid}", patch_conversation)
     app.router.add_delete("/api/conversations/{cid}", delete_conversation)
+    app.router.add_post("/api/attachments/pdf-text", extract_pdf_text)
