@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from tests import test_webui_e2e as base
 from tests.conftest import SupervisorFactory
 from tests.support.supervisor_proc import Supervisor, wait_until
+from tests.support.tiny_pdf import tiny_pdf
 from tests.test_webui_e2e import (
     DONE,
     STREAMING,
@@ -304,3 +305,32 @@ def test_keyboard_shortcuts(supervisor: SupervisorFactory, ui: Callable[[Supervi
     page.keyboard.press("Control+Shift+O")
     expect(page.get_by_test_id("empty-state")).to_be_visible()
     expect(page.get_by_test_id("message-input")).to_be_focused()
+
+
+def test_attachments_go_into_the_prompt(
+    supervisor: SupervisorFactory, ui: Callable[[Supervisor], UI], tmp_path: Path
+) -> None:
+    sup = supervisor(UI_PRESETS, env=UI_ENV)
+    code = tmp_path / "add.py"
+    code.write_text("def add(a, b):\n    return a + b\n")
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(tiny_pdf(["RGB sales rose."]))
+    image = tmp_path / "cat.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    page = ui(sup).page()
+    page.goto("/")
+    page.get_by_test_id("attach-file").set_input_files([str(code), str(pdf), str(image)])
+    chips = page.get_by_test_id("attachment-chip")
+    expect(chips).to_have_count(2)
+    expect(chips.nth(0)).to_contain_text("add.py")
+    expect(chips.nth(1)).to_contain_text("report.pdf")
+    expect(page.get_by_test_id("attachment-error")).to_contain_text("images need a vision model")
+    send(page, "What do these say?")
+    cid = conversation_id(page)
+    expect(chips).to_have_count(0)
+    with sup.http() as http:
+        saved = wait_stored(http, cid, 2)
+    question = saved["messages"][0]["content"]
+    assert question.startswith("File `add.py`:\n```py\ndef add(a, b):\n    return a + b\n```")
+    assert "File `report.pdf`:\n```pdf\nRGB sales rose." in question
+    assert question.endswith("\n\nWhat do these say?")

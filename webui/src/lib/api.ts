@@ -387,6 +387,12 @@ export const api = {
   models: () => request<{ object: 'list'; data: Model[] }>('GET', '/v1/models').then((r) => r.data),
 
   conversations: () => request<{ data: ConversationSummary[] }>('GET', '/api/conversations').then((r) => r.data),
+  /** The text of a PDF, extracted on the server (pypdf), for an attachment. */
+  pdfText: async (file: Blob): Promise<{ text: string; pages: number }> => {
+    const res = await rawFetch('/api/attachments/pdf-text', { method: 'POST', headers: { 'Content-Type': 'application/pdf' }, body: file });
+    if (!res.ok) throw await errorFrom(res);
+    return (await res.json()) as { text: string; pages: number };
+  },
   /** Conversations whose title or message text has every word of `q` (SQLite FTS5, prefixes). */
   searchConversations: (q: string) =>
     request<{ data: SearchHit[] }>('GET', `/api/conversations?q=${encodeURIComponent(q)}`).then((r) => r.data),
