@@ -68,7 +68,7 @@ def add_command(
 def _body(daemon: Daemon, args: argparse.Namespace) -> dict[str, Any] | None:
     """The pull request, or None when the model needs no pull (a local file)."""
     if args.files or args.include:
-        return {"repo": args.repo, "files": args.files, "include": args.include}
+        return {"repo": args.repo, "files": args.files, "include": args.include or []}
     known = _known(daemon, args.repo)
     if known is not None and known.get("repo") and known.get("file"):
         stem = str(known["file"]).removesuffix(".gguf")  # a split GGUF: all of its shards
