@@ -334,3 +334,51 @@ def test_attachments_go_into_the_prompt(
     assert question.startswith("File `add.py`:\n```py\ndef add(a, b):\n    return a + b\n```")
     assert "File `report.pdf`:\n```pdf\nRGB sales rose." in question
     assert question.endswith("\n\nWhat do these say?")
+
+
+def test_regenerate_and_edit_keep_versions(
+    supervisor: SupervisorFactory, ui: Callable[[Supervisor], UI]
+) -> None:
+    sup = supervisor(UI_PRESETS, env=UI_ENV)
+    eight = " ".join(f"tok{i}" for i in range(8))
+    with sup.http() as http:
+        messages = [
+            {"role": "user", "content": "first question"},
+            {"role": "assistant", "content": "the old answer"},
+        ]
+        body = {"id": "c-branch", "model": "fake", "title": "Branches", "messages": messages}
+        assert http.post("/api/conversations", json=body).status_code == 201
+    page = ui(sup).page()
+    page.goto("/#/c/c-branch")
+    answer = page.get_by_test_id("assistant-message")
+    expect(answer.get_by_test_id("assistant-content")).to_have_text("the old answer")
+    answer.hover()
+    answer.get_by_test_id("message-regenerate").click()
+    expect(page.locator(DONE).get_by_test_id("assistant-content")).to_have_text(eight)
+    label = page.get_by_test_id("version-label")
+    expect(label).to_have_text("2/2")
+    page.get_by_test_id("version-prev").click()
+    expect(answer.get_by_test_id("assistant-content")).to_have_text("the old answer")
+    expect(label).to_have_text("1/2")
+
+    # Edit the question: the old question and its answers stay a version of their own.
+    question = page.get_by_test_id("user-message")
+    question.hover()
+    question.get_by_test_id("message-edit").click()
+    page.get_by_test_id("edit-input").fill("second question")
+    page.get_by_test_id("edit-send").click()
+    expect(page.locator(DONE).get_by_test_id("assistant-content")).to_have_text(eight)
+    expect(question.get_by_test_id("user-content")).to_have_text("second question")
+    expect(label).to_have_text("2/2")  # the question's versions; the new answer has one
+    with sup.http() as http:
+        saved = wait_stored(http, "c-branch", 2)
+        assert saved["messages"][0]["content"] == "second question"
+        old = saved["messages"][0]["alts"][0]
+        assert [m["content"] for m in old[:2]] == ["first question", "the old answer"]
+        assert [m["content"] for m in old[1]["alts"][0]] == [eight]  # the regenerated one
+    page.get_by_test_id("version-prev").click()
+    expect(question.get_by_test_id("user-content")).to_have_text("first question")
+    expect(answer.get_by_test_id("assistant-content")).to_have_text("the old answer")
+    page.reload()  # stored on the server with the conversation
+    expect(page.get_by_test_id("user-content")).to_have_text("first question")
+    expect(page.get_by_test_id("version-label")).to_have_count(2)  # question 1/2, answer 1/2

@@ -78,6 +78,10 @@ export interface StoredMessage {
   stats?: MessageStats;
   /** An answer that did not end by itself: stopped by the user, or cut at max_tokens. */
   finish?: 'stopped' | 'length';
+  /** Other versions of this message, each with the messages that followed it (branches.ts). */
+  alts?: StoredMessage[][];
+  /** This version's place among all of them (0-based). */
+  version?: number;
 }
 
 export interface ConversationSummary {

@@ -31,6 +31,7 @@ import {
   titleRequest,
 } from './chatlogic';
 import { HttpStatusError, emptyState, runGeneration, type Result, type Transport, type Usage } from './generation';
+import { archiveFrom, restoreVersion, switchVersion, versionsAt, withVersions } from './branches';
 import { newConversationId } from './ids';
 import { models } from './models.svelte';
 import { Partials, throttledSaver, type PartialRecord } from './partials';
@@ -301,23 +302,37 @@ class Chat {
     this.start(conv, history);
   }
 
+  /** A new answer to the last question; the old one stays as an earlier version. */
   regenerate(id: string): void {
     const conv = this.convs[id];
     if (!conv || this.isGenerating(id)) return;
     let history = conv.messages;
     while (history.length && history.at(-1)?.role === 'assistant') history = history.slice(0, -1);
     if (!history.length) return;
+    const at = history.length;
+    const branch = at < conv.messages.length ? { alts: archiveFrom(conv.messages, at), altAt: versionsAt(conv.messages, at).current } : undefined;
     conv.messages = history;
-    this.start(conv, history);
+    this.start(conv, history, branch);
   }
 
+  /** Resend an edited question; the old one, with all that followed it, stays a version. */
   editAndResend(id: string, index: number, text: string): void {
     const conv = this.convs[id];
     const content = text.trim();
     if (!conv || !content || this.isGenerating(id) || conv.messages[index]?.role !== 'user') return;
-    const history: StoredMessage[] = [...conv.messages.slice(0, index), { role: 'user', content }];
+    const edited = withVersions({ role: 'user', content }, archiveFrom(conv.messages, index));
+    const history: StoredMessage[] = [...conv.messages.slice(0, index), edited];
     conv.messages = history;
     this.start(conv, history);
+  }
+
+  /** Show version `j` of message `index` (and the messages that followed that version). */
+  showVersion(id: string, index: number, j: number): void {
+    const conv = this.convs[id];
+    if (!conv || this.isGenerating(id)) return;
+    conv.messages = switchVersion(conv.messages, index, j);
+    this.touch(id);
+    void this.saveMessages(id, conv.messages);
   }
 
   /** Go on with a stopped or length-capped last answer, in the same message. */
@@ -398,7 +413,7 @@ class Chat {
     return conv;
   }
 
-  private start(conv: Conversation, history: StoredMessage[]): void {
+  private start(conv: Conversation, history: StoredMessage[], branch?: { alts: StoredMessage[][]; altAt: number }): void {
     const id = conv.id;
     delete this.failed[id];
     const cfg = session.config;
@@ -409,7 +424,9 @@ class Chat {
     }
     const body = chatRequest(model, requestMessages(systemPrompt(cfg, conv.mode, conv.system_prompt), history), effectiveSettings(cfg.defaults, conv.settings));
     this.touch(id);
-    this.saveMessages(id, history); // the user's turn is on the server before the answer ends
+    // The user's turn is on the server before the answer ends; a regeneration leaves the
+    // server's copy (with the answer it replaces) alone until the new answer is in.
+    if (!branch) this.saveMessages(id, history);
     const m = models.byId(model);
     if (m && m.state !== 'loaded') models.watch();
     const rec: PartialRecord = {
@@ -422,6 +439,7 @@ class Chat {
       ttftMs: null,
       firstTokenAt: null,
       savedAt: 0,
+      ...(branch ?? {}),
     };
     void this.run(rec, body);
   }
@@ -507,6 +525,7 @@ class Chat {
       const conv = this.convs[id];
       // A continuation that failed leaves the answer as it was.
       if (rec.continues && conv && conv.messages.length === rec.history.length) conv.messages = [...rec.history, rec.continues];
+      if (rec.alts?.length && conv && conv.messages.length === rec.history.length) conv.messages = restoreVersion(rec.history, rec.alts, rec.altAt ?? rec.alts.length - 1);
     };
     if (this.removed.has(id)) {
       drop();
@@ -581,8 +600,14 @@ class Chat {
     }
   }
 
-  private async commit(rec: PartialRecord, msg: StoredMessage): Promise<void> {
+  private async commit(rec: PartialRecord, answer: StoredMessage): Promise<void> {
     const id = rec.conversationId;
+    const kept = rec.continues; // a continued answer keeps its place among its versions
+    const msg = rec.alts?.length
+      ? withVersions(answer, rec.alts)
+      : kept?.alts?.length
+        ? { ...answer, alts: kept.alts, version: kept.version }
+        : answer;
     let history = rec.history;
     const conv = this.convs[id];
     if (!history.length && conv) history = conv.messages;

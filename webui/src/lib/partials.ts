@@ -20,6 +20,9 @@ export interface PartialRecord {
   savedAt: number;
   /** Continuing this cut-short answer: its text starts the state, and it comes back on failure. */
   continues?: StoredMessage;
+  /** A regeneration: the versions the new answer joins, and the one it replaced (branches.ts). */
+  alts?: StoredMessage[][];
+  altAt?: number;
 }
 
 const PREFIX = 'corral.partial.v1.';
