@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests import test_webui_e2e as base
 from tests.conftest import SupervisorFactory
+from tests.support.browser import WEBUI
 from tests.support.supervisor_proc import Supervisor, wait_until
 from tests.support.tiny_pdf import tiny_pdf
 from tests.test_webui_e2e import (
@@ -382,3 +383,35 @@ def test_regenerate_and_edit_keep_versions(
     page.reload()  # stored on the server with the conversation
     expect(page.get_by_test_id("user-content")).to_have_text("first question")
     expect(page.get_by_test_id("version-label")).to_have_count(2)  # question 1/2, answer 1/2
+
+
+AXE = WEBUI / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def _serious_violations(page: Page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => (await axe.run(document, { resultTypes: ['violations'] })).violations
+             .filter(v => v.impact === 'serious' || v.impact === 'critical')
+             .map(v => `${v.id}: ${v.help} (${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')})`)"""
+    )
+    return list(found)
+
+
+def test_no_serious_accessibility_violations(
+    supervisor: SupervisorFactory, ui: Callable[[Supervisor], UI]
+) -> None:
+    """axe-core (the npm package, injected through Playwright) on the main screens."""
+    sup = supervisor(UI_PRESETS, env=UI_ENV)
+    page = ui(sup).page()
+    page.goto("/")
+    send(page, "hello")
+    expect(page.locator(DONE)).to_have_count(1, timeout=60_000)
+    problems = {"chat": _serious_violations(page)}
+    page.get_by_test_id("settings-button").click()
+    expect(page.get_by_test_id("settings-panel")).to_be_visible()
+    problems["settings"] = _serious_violations(page)
+    page.goto("/#/admin/models")
+    expect(page.get_by_test_id("admin-model-row").first).to_be_visible()
+    problems["admin"] = _serious_violations(page)
+    assert problems == {"chat": [], "settings": [], "admin": []}
