@@ -22,6 +22,7 @@ STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(EXTRAS) $(NO_DEP
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= .data
+DEMO_MODEL := qwen2.5-coder-0.5b-instruct
 WEBUI_BUILD := src/corral/supervisor/webui_dist/index.html
 WEBUI_SOURCES := $(shell find webui/src webui/public -type f 2>/dev/null) webui/index.html \
 	webui/package.json webui/package-lock.json $(wildcard webui/vite.config.*) $(wildcard webui/tsconfig*.json)
@@ -64,6 +65,8 @@ system-deps:
 	bash .ci/system-deps.sh
 
 serve: $(STAMP) $(WEBUI_BUILD)
+	@echo "corral: the corral command is $(VENV)/bin/corral (or: source $(VENV)/bin/activate)," \
+		"e.g. $(VENV)/bin/corral run $(DEMO_MODEL) or $(VENV)/bin/corral keys create NAME --admin"
 	$(PY) -m corral.supervisor serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 lint: $(STAMP)

@@ -135,11 +135,13 @@ def write_tiny_gguf(
     seed: int = 0,
     n_ctx: int = 512,
     chat_template: str | None = DEFAULT_CHATML,
+    sampling: dict[str, float] | None = None,
 ) -> Path:
     """Write a tiny random llama model (f32, under 0.5 MB) to ``path`` and return ``path``.
 
     Deterministic: the same arguments always give a byte-identical file. ``chat_template=None``
-    leaves ``tokenizer.chat_template`` out of the metadata.
+    leaves ``tokenizer.chat_template`` out of the metadata. ``sampling`` writes llama.cpp's
+    recommended-sampling keys, ``{"top_k": 1}`` as ``general.sampling.top_k``.
     """
     path = Path(path)
     tokens, types, merges = build_vocab()
@@ -149,6 +151,11 @@ def write_tiny_gguf(
     try:
         writer.add_name(f"corral-tiny-random-seed{seed}")
         writer.add_file_type(LlamaFileType.ALL_F32)
+        for key, value in (sampling or {}).items():
+            if key == "top_k":
+                writer.add_int32(f"general.sampling.{key}", int(value))
+            else:
+                writer.add_float32(f"general.sampling.{key}", float(value))
         writer.add_vocab_size(len(tokens))
         writer.add_context_length(n_ctx)
         writer.add_embedding_length(N_EMBD)

@@ -37,6 +37,17 @@ describe('chat request building', () => {
     expect(req.stream).toBe(true);
     expect(req.stream_options).toEqual({ include_usage: true });
   });
+
+  it("leaves unset sampling out, so the model's own defaults apply", () => {
+    const s = effectiveSettings({ temperature: null, top_p: null, max_tokens: 512 }, {});
+    const req = chatRequest('m', [{ role: 'user', content: 'hi' }], s);
+    expect('temperature' in req).toBe(false);
+    expect('top_p' in req).toBe(false);
+    expect(req.max_tokens).toBe(512);
+    const own = chatRequest('m', [], effectiveSettings(s, { top_p: 0.5 }));
+    expect(own.top_p).toBe(0.5);
+    expect('temperature' in own).toBe(false);
+  });
 });
 
 describe('answers', () => {

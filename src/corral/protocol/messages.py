@@ -95,6 +95,8 @@ class Generate(_Message):
     """A JSON schema the completion must match; compiled to a grammar in the child."""
     grammar_triggers: tuple[str, ...] = ()
     """Regex patterns: with any, the grammar is lazy and applies from the first match on."""
+    continue_final: bool = False
+    """The last message is a partial assistant answer to go on with (no new assistant turn)."""
 
 
 class Embed(_Message):

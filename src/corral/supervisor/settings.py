@@ -131,8 +131,9 @@ DEFAULT_UI_MODES = {
 class UiDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: Temperature = 0.7
-    top_p: Probability = 0.95
+    # None: the UI sends none, so each model's own defaults (preset, GGUF metadata) apply.
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
     max_tokens: MaxTokens = 1024
 
 

@@ -132,11 +132,38 @@ CREATE TABLE conversations (
 CREATE INDEX conversations_owner_updated_at ON conversations (owner, updated_at);
 """
 
-# Append only. The lead's later tables (downloads...) go here as versions 4, 5...
+# Full-text search over conversations (title and every message's text), kept in step by
+# triggers so no write path can forget it; conversations/search.py reads it. The text is the
+# messages' "content" fields joined by newlines (json_each over the stored JSON array).
+_MESSAGES_TEXT = (
+    "(SELECT group_concat(json_extract(value, '$.content'), char(10)) FROM json_each({}))"
+)
+_V4_CONVERSATION_SEARCH = f"""
+CREATE VIRTUAL TABLE conversations_fts USING fts5(
+    owner UNINDEXED, cid UNINDEXED, title, body, tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO conversations_fts (owner, cid, title, body)
+    SELECT owner, id, title, {_MESSAGES_TEXT.format("messages")} FROM conversations;
+CREATE TRIGGER conversations_fts_insert AFTER INSERT ON conversations BEGIN
+    INSERT INTO conversations_fts (owner, cid, title, body)
+        VALUES (NEW.owner, NEW.id, NEW.title, {_MESSAGES_TEXT.format("NEW.messages")});
+END;
+CREATE TRIGGER conversations_fts_update AFTER UPDATE OF title, messages ON conversations BEGIN
+    DELETE FROM conversations_fts WHERE owner = OLD.owner AND cid = OLD.id;
+    INSERT INTO conversations_fts (owner, cid, title, body)
+        VALUES (NEW.owner, NEW.id, NEW.title, {_MESSAGES_TEXT.format("NEW.messages")});
+END;
+CREATE TRIGGER conversations_fts_delete AFTER DELETE ON conversations BEGIN
+    DELETE FROM conversations_fts WHERE owner = OLD.owner AND cid = OLD.id;
+END;
+"""
+
+# Append only. The lead's later tables (downloads...) go here as versions 5, 6...
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "analytics", _sql(_V1_ANALYTICS)),
     Migration(2, "api_keys_users_sessions", _sql(_V2_CREDENTIALS)),
     Migration(3, "conversations", _sql(_V3_CONVERSATIONS)),
+    Migration(4, "conversation_search", _sql(_V4_CONVERSATION_SEARCH)),
 )
 
 

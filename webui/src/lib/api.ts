@@ -18,14 +18,23 @@ export interface ApiErrorBody {
 export type ModeName = 'fast' | 'normal' | 'deep';
 
 export interface SamplingSettings {
-  temperature: number;
-  top_p: number;
+  // null: not sent, so the model's own default applies (its preset, or its GGUF's metadata).
+  temperature: number | null;
+  top_p: number | null;
   max_tokens: number;
+}
+
+export interface SearchHit {
+  id: string;
+  title: string;
+  updated_at: number;
+  snippet: string;
 }
 
 export interface UiConfig {
   version: string;
   auth_required: boolean;
+  accounts?: boolean; // false: keys exist but no user can sign in yet
   default_model: string;
   modes: Record<ModeName, { label: string; system_prompt: string }>;
   defaults: SamplingSettings;
@@ -69,6 +78,12 @@ export interface StoredMessage {
   content: string;
   reasoning?: string;
   stats?: MessageStats;
+  /** An answer that did not end by itself: stopped by the user, or cut at max_tokens. */
+  finish?: 'stopped' | 'length';
+  /** Other versions of this message, each with the messages that followed it (branches.ts). */
+  alts?: StoredMessage[][];
+  /** This version's place among all of them (0-based). */
+  version?: number;
 }
 
 export interface ConversationSummary {
@@ -101,6 +116,8 @@ export interface ChatRequest {
   messages: ChatMessage[];
   stream: boolean;
   stream_options?: { include_usage: boolean };
+  /** Go on with the last (assistant) message instead of answering anew. */
+  continue_final_message?: boolean;
   temperature?: number;
   top_p?: number;
   max_tokens?: number;
@@ -376,7 +393,16 @@ export const api = {
   models: () => request<{ object: 'list'; data: Model[] }>('GET', '/v1/models').then((r) => r.data),
 
   conversations: () => request<{ data: ConversationSummary[] }>('GET', '/api/conversations').then((r) => r.data),
-  createConversation: (c: Partial<Pick<Conversation, 'id' | 'title' | 'model' | 'mode' | 'system_prompt'>>) =>
+  /** The text of a PDF, extracted on the server (pypdf), for an attachment. */
+  pdfText: async (file: Blob): Promise<{ text: string; pages: number }> => {
+    const res = await rawFetch('/api/attachments/pdf-text', { method: 'POST', headers: { 'Content-Type': 'application/pdf' }, body: file });
+    if (!res.ok) throw await errorFrom(res);
+    return (await res.json()) as { text: string; pages: number };
+  },
+  /** Conversations whose title or message text has every word of `q` (SQLite FTS5, prefixes). */
+  searchConversations: (q: string) =>
+    request<{ data: SearchHit[] }>('GET', `/api/conversations?q=${encodeURIComponent(q)}`).then((r) => r.data),
+  createConversation: (c: Partial<Pick<Conversation, 'id' | 'title' | 'model' | 'mode' | 'system_prompt' | 'settings' | 'messages'>>) =>
     request<Conversation>('POST', '/api/conversations', c),
   conversation: (id: string) => request<Conversation>('GET', `/api/conversations/${enc(id)}`),
   patchConversation: (id: string, patch: ConversationPatch) =>

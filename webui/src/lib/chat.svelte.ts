@@ -31,6 +31,7 @@ import {
   titleRequest,
 } from './chatlogic';
 import { HttpStatusError, emptyState, runGeneration, type Result, type Transport, type Usage } from './generation';
+import { archiveFrom, restoreVersion, switchVersion, versionsAt, withVersions } from './branches';
 import { newConversationId } from './ids';
 import { models } from './models.svelte';
 import { Partials, throttledSaver, type PartialRecord } from './partials';
@@ -291,33 +292,70 @@ class Chat {
     if (id && this.convs[id]) {
       conv = this.convs[id];
     } else {
-      conv = this.createLocal();
+      conv = this.createLocal(content);
       router.go(chatHref(conv.id));
     }
     if (this.isGenerating(conv.id)) return;
-    if (!conv.title && conv.messages.length === 0) this.provisionalTitle[conv.id] = fallbackTitle(content);
+    if (!conv.title && conv.messages.length === 0) this.provisionalTitle[conv.id] ??= fallbackTitle(content);
     const history: StoredMessage[] = [...conv.messages, { role: 'user', content }];
     conv.messages = history;
     this.start(conv, history);
   }
 
+  /** A new answer to the last question; the old one stays as an earlier version. */
   regenerate(id: string): void {
     const conv = this.convs[id];
     if (!conv || this.isGenerating(id)) return;
     let history = conv.messages;
     while (history.length && history.at(-1)?.role === 'assistant') history = history.slice(0, -1);
     if (!history.length) return;
+    const at = history.length;
+    const branch = at < conv.messages.length ? { alts: archiveFrom(conv.messages, at), altAt: versionsAt(conv.messages, at).current } : undefined;
     conv.messages = history;
-    this.start(conv, history);
+    this.start(conv, history, branch);
   }
 
+  /** Resend an edited question; the old one, with all that followed it, stays a version. */
   editAndResend(id: string, index: number, text: string): void {
     const conv = this.convs[id];
     const content = text.trim();
     if (!conv || !content || this.isGenerating(id) || conv.messages[index]?.role !== 'user') return;
-    const history: StoredMessage[] = [...conv.messages.slice(0, index), { role: 'user', content }];
+    const edited = withVersions({ role: 'user', content }, archiveFrom(conv.messages, index));
+    const history: StoredMessage[] = [...conv.messages.slice(0, index), edited];
     conv.messages = history;
     this.start(conv, history);
+  }
+
+  /** Show version `j` of message `index` (and the messages that followed that version). */
+  showVersion(id: string, index: number, j: number): void {
+    const conv = this.convs[id];
+    if (!conv || this.isGenerating(id)) return;
+    conv.messages = switchVersion(conv.messages, index, j);
+    this.touch(id);
+    void this.saveMessages(id, conv.messages);
+  }
+
+  /** Go on with a stopped or length-capped last answer, in the same message. */
+  continueAnswer(id: string): void {
+    const conv = this.convs[id];
+    const last = conv?.messages.at(-1);
+    if (!conv || !last || last.role !== 'assistant' || !last.finish || this.isGenerating(id)) return;
+    const cfg = session.config;
+    const model = conv.model || models.defaultId(cfg.default_model);
+    if (!model) return;
+    const history = conv.messages.slice(0, -1);
+    const body: ChatRequest = {
+      ...chatRequest(model, requestMessages(systemPrompt(cfg, conv.mode, conv.system_prompt), conv.messages), effectiveSettings(cfg.defaults, conv.settings)),
+      continue_final_message: true,
+    };
+    const state = emptyState(0);
+    state.raw = last.content;
+    state.reasoning = last.reasoning ?? '';
+    conv.messages = history; // the live answer shows the whole message as it grows
+    delete this.failed[id];
+    this.touch(id);
+    const rec: PartialRecord = { v: 1, conversationId: id, history, state, model, startedAt: Date.now(), ttftMs: null, firstTokenAt: null, savedAt: 0, continues: last };
+    void this.run(rec, body);
   }
 
   stop(id: string): void {
@@ -339,8 +377,15 @@ class Chat {
     delete this.failed[id];
   }
 
-  private createLocal(): Conversation {
+  /**
+   * A new conversation, created on the server at once with a provisional title from the first
+   * message: a tab closed before the answer ends leaves a named entry, not another "New chat".
+   * The model's title replaces it when the first answer is in.
+   */
+  private createLocal(firstMessage: string): Conversation {
     const id = newConversationId();
+    const provisional = fallbackTitle(firstMessage);
+    this.provisionalTitle[id] = provisional;
     const now = Date.now() / 1000;
     const d = this.draft;
     const conv: Conversation = {
@@ -362,13 +407,13 @@ class Chat {
     this.draft.settings = {};
     const settings = conv.settings;
     this.write(id, async () => {
-      await api.createConversation({ id, title: '', model: conv.model, mode: conv.mode, system_prompt: conv.system_prompt });
+      await api.createConversation({ id, title: provisional, model: conv.model, mode: conv.mode, system_prompt: conv.system_prompt });
       if (Object.keys(settings).length) await api.patchConversation(id, { settings });
     });
     return conv;
   }
 
-  private start(conv: Conversation, history: StoredMessage[]): void {
+  private start(conv: Conversation, history: StoredMessage[], branch?: { alts: StoredMessage[][]; altAt: number }): void {
     const id = conv.id;
     delete this.failed[id];
     const cfg = session.config;
@@ -379,7 +424,9 @@ class Chat {
     }
     const body = chatRequest(model, requestMessages(systemPrompt(cfg, conv.mode, conv.system_prompt), history), effectiveSettings(cfg.defaults, conv.settings));
     this.touch(id);
-    this.saveMessages(id, history); // the user's turn is on the server before the answer ends
+    // The user's turn is on the server before the answer ends; a regeneration leaves the
+    // server's copy (with the answer it replaces) alone until the new answer is in.
+    if (!branch) this.saveMessages(id, history);
     const m = models.byId(model);
     if (m && m.state !== 'loaded') models.watch();
     const rec: PartialRecord = {
@@ -392,6 +439,7 @@ class Chat {
       ttftMs: null,
       firstTokenAt: null,
       savedAt: 0,
+      ...(branch ?? {}),
     };
     void this.run(rec, body);
   }
@@ -474,6 +522,10 @@ class Chat {
     const drop = () => {
       this.partials.remove(id);
       delete this.live[id];
+      const conv = this.convs[id];
+      // A continuation that failed leaves the answer as it was.
+      if (rec.continues && conv && conv.messages.length === rec.history.length) conv.messages = [...rec.history, rec.continues];
+      if (rec.alts?.length && conv && conv.messages.length === rec.history.length) conv.messages = restoreVersion(rec.history, rec.alts, rec.altAt ?? rec.alts.length - 1);
     };
     if (this.removed.has(id)) {
       drop();
@@ -493,7 +545,7 @@ class Chat {
         return;
       }
       if (s.error) this.failed[id] = s.error.message;
-      await this.commit(rec, assistantMessage(s, stats));
+      await this.commit(rec, assistantMessage(s, stats, result.outcome === 'aborted'));
       return;
     }
 
@@ -548,8 +600,14 @@ class Chat {
     }
   }
 
-  private async commit(rec: PartialRecord, msg: StoredMessage): Promise<void> {
+  private async commit(rec: PartialRecord, answer: StoredMessage): Promise<void> {
     const id = rec.conversationId;
+    const kept = rec.continues; // a continued answer keeps its place among its versions
+    const msg = rec.alts?.length
+      ? withVersions(answer, rec.alts)
+      : kept?.alts?.length
+        ? { ...answer, alts: kept.alts, version: kept.version }
+        : answer;
     let history = rec.history;
     const conv = this.convs[id];
     if (!history.length && conv) history = conv.messages;
@@ -561,7 +619,8 @@ class Chat {
     await this.saveMessages(id, messages);
     const title = this.list.find((c) => c.id === id)?.title || conv?.title;
     const userTurns = messages.filter((m) => m.role === 'user');
-    if (!title && userTurns.length === 1 && msg.content) {
+    const untitled = !title || title === this.provisionalTitle[id];
+    if (untitled && userTurns.length === 1 && msg.content) {
       void this.makeTitle(id, userTurns[0].content, msg.content, rec.model);
     }
   }
@@ -580,7 +639,8 @@ class Chat {
     } catch {
       title = '';
     }
-    if (this.list.find((c) => c.id === id)?.title) return; // renamed meanwhile
+    const current = this.list.find((c) => c.id === id)?.title;
+    if (current && current !== this.provisionalTitle[id]) return; // renamed meanwhile
     this.rename(id, title || fallbackTitle(user));
   }
 

@@ -13,7 +13,7 @@ export const FALLBACK_CONFIG: UiConfig = {
     normal: { label: 'Normal', system_prompt: '' },
     deep: { label: 'Deep', system_prompt: 'Think carefully and answer thoroughly.' },
   },
-  defaults: { temperature: 0.7, top_p: 0.95, max_tokens: 2048 },
+  defaults: { temperature: null, top_p: null, max_tokens: 2048 },
 };
 
 export const MODES: ModeName[] = ['fast', 'normal', 'deep'];
@@ -41,17 +41,18 @@ export function effectiveSettings(defaults: SamplingSettings, own: Partial<Sampl
     const v = own?.[k];
     return typeof v === 'number' && Number.isFinite(v) ? v : defaults[k];
   };
-  return { temperature: pick('temperature'), top_p: pick('top_p'), max_tokens: pick('max_tokens') };
+  return { temperature: pick('temperature'), top_p: pick('top_p'), max_tokens: pick('max_tokens') ?? FALLBACK_CONFIG.defaults.max_tokens };
 }
 
+/** The request; sampling left unset (null) is left out, so the model's own defaults apply. */
 export function chatRequest(model: string, messages: ChatMessage[], s: SamplingSettings): ChatRequest {
   return {
     model,
     messages,
     stream: true,
     stream_options: { include_usage: true },
-    temperature: s.temperature,
-    top_p: s.top_p,
+    ...(s.temperature !== null ? { temperature: s.temperature } : {}),
+    ...(s.top_p !== null ? { top_p: s.top_p } : {}),
     max_tokens: s.max_tokens,
   };
 }
@@ -79,10 +80,12 @@ export function answerStats(
 }
 
 /** The stored assistant message for a finished (or stopped) generation. */
-export function assistantMessage(s: GenState, stats: MessageStats): StoredMessage {
+export function assistantMessage(s: GenState, stats: MessageStats, stopped = false): StoredMessage {
   const split = splitThink(s.raw, s.reasoning, false);
   const msg: StoredMessage = { role: 'assistant', content: split.answer.trimEnd(), stats };
   if (split.reasoning) msg.reasoning = split.reasoning;
+  if (stopped) msg.finish = 'stopped';
+  else if (s.finishReason === 'length') msg.finish = 'length';
   return msg;
 }
 

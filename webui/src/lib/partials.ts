@@ -18,6 +18,11 @@ export interface PartialRecord {
   /** Wall-clock ms (Date.now) of the first token, to compute tokens/s after a reload. */
   firstTokenAt: number | null;
   savedAt: number;
+  /** Continuing this cut-short answer: its text starts the state, and it comes back on failure. */
+  continues?: StoredMessage;
+  /** A regeneration: the versions the new answer joins, and the one it replaced (branches.ts). */
+  alts?: StoredMessage[][];
+  altAt?: number;
 }
 
 const PREFIX = 'corral.partial.v1.';

@@ -69,13 +69,17 @@ class FakeBackend:
         produced = ""
         count = 0
         reason: FinishReason = "stop"
-        for index in range(self.reply_tokens):
+        # Going on with an answer "tok0 .. tokK": the reply carries on from tokK+1.
+        first = 0
+        if request.continue_final and request.messages:
+            first = len(request.messages[-1].content.split())
+        for index in range(first, self.reply_tokens):
             if job.cancelled.wait(1.0 / self.tokens_per_second if self.tokens_per_second else 0):
                 return "cancelled", Usage(prompt_tokens=prompt_tokens, completion_tokens=count)
             if limit is not None and count >= limit:
                 reason = "length"
                 break
-            piece = f"tok{index}" if index == 0 else f" tok{index}"
+            piece = f"tok{index}" if index == 0 and not first else f" tok{index}"
             produced += piece
             count += 1
             hit = next((s for s in request.params.stop if s in produced), None)

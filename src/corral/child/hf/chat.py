@@ -136,6 +136,9 @@ class ChatModel:
         if request.messages is None:
             return list(self.tokenizer(request.prompt or "")["input_ids"])
         messages = [m.model_dump(exclude_none=True) for m in request.messages]
+        # Continuing an answer: template the turns before it (which opens the assistant's turn)
+        # and append its text as is, so the model goes on mid-sentence.
+        prefix = messages.pop()["content"] if request.continue_final else ""
         try:
             text = self.tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=False
@@ -143,6 +146,7 @@ class ChatModel:
         except Exception as exc:  # the template's own raise_exception, or a Jinja error
             raise RequestFailed("invalid_messages", f"chat template: {exc}") from None
         assert isinstance(text, str)
+        text += prefix
         # The template writes the special tokens (BOS included) itself.
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 

@@ -46,13 +46,18 @@ class Prompter:
     def tokens(self, request: Generate) -> tuple[list[int], tuple[str, ...]]:
         """The prompt's tokens and the template's own stop strings."""
         if request.messages is not None:
+            messages: Any = [m.model_dump(exclude_none=True) for m in request.messages]
+            # Continuing an answer: template the turns before it (which opens the assistant's
+            # turn) and append its text as is, so the model goes on mid-sentence.
+            prefix = messages.pop()["content"] if request.continue_final else ""
             try:
-                messages: Any = [m.model_dump(exclude_none=True) for m in request.messages]
                 formatted = self.formatter(messages=messages)
             except Exception as exc:  # the template's own raise_exception, or a Jinja error
                 raise RequestFailed("invalid_messages", f"chat template: {exc}") from None
             tokens = self.model.tokenize(
-                formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
+                (formatted.prompt + prefix).encode(),
+                add_bos=not formatted.added_special,
+                special=True,
             )
             stops = tuple(formatted.stop if isinstance(formatted.stop, list) else [])
             return list(tokens), stops

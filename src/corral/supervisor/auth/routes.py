@@ -70,10 +70,14 @@ async def me(request: web.Request) -> web.Response:
 
 async def ui_config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].current
+    auth_required = request.app[SECURITY].auth_configured()
+    # With keys but no accounts the sign-in form can never succeed: the UI says what to do.
+    accounts = bool(await asyncio.to_thread(request.app[CREDENTIALS].list_users))
     return web.json_response(
         {
             "version": corral_version(),
-            "auth_required": request.app[SECURITY].auth_configured(),
+            "auth_required": auth_required,
+            "accounts": accounts,
             "default_model": request.app[CATALOG].default_model,
             "modes": {k: v.model_dump() for k, v in settings.ui_modes.items()},
             "defaults": settings.ui_defaults.model_dump(),

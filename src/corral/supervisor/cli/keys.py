@@ -1,7 +1,8 @@
 """``corral keys ...`` and ``corral users ...``: manage credentials in the database directly.
 
 These work with the daemon running or not: SQLite in WAL mode takes both, and the daemon asks
-the database whether auth is on, so a new key takes effect within a second.
+the database whether auth is on, so a new key takes effect within a second. Which database:
+cli/datadir.py (the running server's, unless one is named).
 """
 
 from __future__ import annotations
@@ -10,18 +11,25 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from corral.supervisor.auth.credentials import Credentials
-from corral.supervisor.auth.policy import build_credentials, open_without_keys
-from corral.supervisor.settings import Settings, load_settings
-from corral.supervisor.store import Store
+from corral.supervisor.cli.datadir import AmbiguousServer, resolve_target
+from corral.supervisor.settings import Settings
+
+if TYPE_CHECKING:
+    from corral.supervisor.auth.credentials import Credentials
+    from corral.supervisor.store import Store
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML settings file")
-    parser.add_argument("--data-dir", type=Path, help="where the database lives")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the database lives (default: the running server's, else the default)",
+    )
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,8 +61,16 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _credentials(args: argparse.Namespace) -> tuple[Store, Credentials]:
-    settings = load_settings(args.config, data_dir=args.data_dir)
+    # Imported here: the store and the auth policy pull in sqlite-utils and aiohttp, a second
+    # of start-up that every other CLI command (corral run, ls, ...) would pay for nothing.
+    from corral.supervisor.auth.policy import build_credentials
+    from corral.supervisor.store import Store
+
+    target = resolve_target(args.config, args.data_dir)
+    print(f"corral: {target.note}", file=sys.stderr)
+    settings = target.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.resolved_database_path.parent.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_path)
     return store, build_credentials(store, settings)
 
@@ -71,6 +87,9 @@ def _password(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         store, credentials = _credentials(args)
+    except AmbiguousServer as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 2
     except (ValidationError, FileNotFoundError, ValueError) as exc:
         print(f"corral: invalid settings: {exc}", file=sys.stderr)
         return 2
@@ -114,6 +133,9 @@ def _dispatch(args: argparse.Namespace, credentials: Credentials) -> int:
 
 def public_bind_refusal(settings: Settings) -> str | None:
     """Why serving ``settings.host`` would be unsafe, or None when it is fine."""
+    from corral.supervisor.auth.policy import build_credentials, open_without_keys
+    from corral.supervisor.store import Store
+
     if open_without_keys(settings):
         return None
     settings.data_dir.mkdir(parents=True, exist_ok=True)

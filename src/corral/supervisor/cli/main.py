@@ -12,7 +12,9 @@ from pydantic import ValidationError
 
 from corral.deploy import install as install_service
 from corral.supervisor.cli import admin as admin_cli
+from corral.supervisor.cli import chat as chat_cli
 from corral.supervisor.cli import keys as keys_cli
+from corral.supervisor.cli.client import daemon_options
 from corral.supervisor.daemon import logs
 from corral.supervisor.settings import Settings, load_settings
 
@@ -60,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
         help="allow a non-loopback address without API keys (only on a network you trust)",
     )
     keys_cli.add_commands(commands)
-    admin_cli.add_commands(commands)
+    daemon = daemon_options()
+    admin_cli.add_commands(commands, daemon)
+    chat_cli.add_commands(commands, daemon)
     install_service.add_command(commands)
     return parser
 
@@ -94,17 +98,30 @@ def _serve(args: argparse.Namespace) -> int:
         )
     import uvloop  # only the real daemon runs on uvloop; tests may use either loop
 
-    from corral.supervisor.daemon.server import serve
+    from corral.supervisor.daemon.server import PortInUse, serve
 
-    return uvloop.run(serve(settings, reload))
+    try:
+        return uvloop.run(serve(settings, reload))
+    except PortInUse as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # parse_known_args: argparse takes `run MODEL --seed 1 some words` as a prompt after the
+    # options only this way (intermixed parsing does not work with subcommands).
+    args, extra = parser.parse_known_args(argv)
+    if extra and (args.command != "run" or any(word.startswith("-") for word in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.prompt = [*args.prompt, *extra]
     if args.command == "serve":
         return _serve(args)
     if args.command in ("keys", "users"):
         return keys_cli.run(args)
+    if args.command in ("run", "chat"):
+        return chat_cli.run(args)
     if args.command in admin_cli.COMMANDS:
         return admin_cli.run(args)
     if args.command == "install-service":

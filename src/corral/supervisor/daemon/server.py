@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -22,13 +24,24 @@ from corral.supervisor.appkeys import (
     SECURITY,
     SETTINGS,
 )
+from corral.supervisor.daemon.runfile import RunFile, RunningServer
 from corral.supervisor.daemon.sdnotify import Notifier, run_watchdog
 from corral.supervisor.settings import Settings
 
 log = logging.getLogger("corral.server")
 
 STATUS_INTERVAL = 2.0
-# Settings read once at start; a reload that changes them needs a restart.
+
+
+class PortInUse(Exception):
+    """The address is taken: the CLI prints this as one line, not a traceback."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(
+            f"port {port} on {host} is already in use (another Corral, or another program); "
+            "pick another with --port N (make serve PORT=N, or CORRAL_PORT=N), "
+            "or --port 0 for any free port"
+        )
 
 
 def _bound_port(site: web.TCPSite) -> int:
@@ -79,9 +92,16 @@ async def serve(settings: Settings, reload_settings: Callable[[], Settings] | No
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(settings.host, settings.port) from None
+        raise
     port = _bound_port(site)
     log.info("listening on http://%s:%d", settings.host, port)
+    runfile = _announce(settings, port)
     notifier.ready(f"listening on {settings.host}:{port}")
 
     background = [asyncio.create_task(_report_status(app, notifier), name="sd-status")]
@@ -117,5 +137,23 @@ async def serve(settings: Settings, reload_settings: Callable[[], Settings] | No
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    runfile.remove()
     log.info("stopped")
     return 0
+
+
+def _announce(settings: Settings, port: int) -> RunFile:
+    """Tell CLI commands on this machine which data directory this server uses."""
+    runfile = RunFile()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    server = RunningServer(
+        pid=os.getpid(),
+        url=f"http://{host}:{port}",
+        data_dir=str(settings.data_dir.resolve()),
+        database=str(settings.resolved_database_path.resolve()),
+    )
+    try:
+        runfile.write(server)
+    except OSError as exc:  # only a convenience for the CLI: never a reason not to serve
+        log.warning("could not write %s: %s", runfile.path, exc)
+    return runfile

@@ -121,8 +121,12 @@ class DownloadManager:
         revision: str | None = None,
         files: tuple[str, ...] = (),
         include: tuple[str, ...] = (),
+        quant: str | None = None,
     ) -> Job:
-        """Plan, check and queue a download; the same request while it runs is the same job."""
+        """Plan, check and queue a download; the same request while it runs is the same job.
+        ``quant`` (a tag, a file stem, or hub.quant.DEFAULT) picks one model's files."""
+        if quant is not None and (files or include):
+            raise BadRequest("give quant, or files and include; not both", param="quant")
         try:
             check_repo_id(repo)
             if revision is not None:
@@ -131,6 +135,9 @@ class DownloadManager:
             include = _unique([check_pattern(pattern) for pattern in include])
         except HubNameError as exc:
             raise BadRequest(str(exc), param=exc.field, code="invalid_name") from None
+        if quant is not None:  # which files is the hub's listing to say; _admit dedups
+            plan = await asyncio.to_thread(self._plan_with_hub, repo, revision, (), (), quant)
+            return self._admit(plan, revision, (), None)
         for job in self._jobs.values():
             if job.active and job.same_request(repo, revision, files) and job.include == include:
                 return job
@@ -329,11 +336,18 @@ class DownloadManager:
             log.error("could not save download jobs: %s", exc)
 
     def _plan_with_hub(
-        self, repo: str, revision: str | None, files: tuple[str, ...], include: tuple[str, ...]
+        self,
+        repo: str,
+        revision: str | None,
+        files: tuple[str, ...],
+        include: tuple[str, ...],
+        quant: str | None = None,
     ) -> Plan:
         hub = self._settings.hub
         token = hub.token.get_secret_value() if hub.token is not None else None
-        return plan_pull(repo, revision, files, include, token=token, timeout=hub.metadata_timeout)
+        return plan_pull(
+            repo, revision, files, include, token=token, timeout=hub.metadata_timeout, quant=quant
+        )
 
 
 def _exit_reason(exit_: ChildExit) -> str:

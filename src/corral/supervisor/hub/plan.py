@@ -22,6 +22,7 @@ from corral.protocol.hub_names import (
 from corral.supervisor.errors import BadGateway, Forbidden, InsufficientStorage, NotFound
 from corral.supervisor.hub.cache import HubCache
 from corral.supervisor.hub.checkpoint_files import checkpoint_files
+from corral.supervisor.hub.quant import choose
 
 if TYPE_CHECKING:
     from huggingface_hub.hf_api import RepoSibling
@@ -55,8 +56,11 @@ def plan_pull(
     token: str | None,
     timeout: float,
     endpoint: str | None = None,
+    quant: str | None = None,
 ) -> Plan:
-    """Resolve a pull against the hub; raises the API's errors (404, 403, 502)."""
+    """Resolve a pull against the hub; raises the API's errors (404, 403, 502).
+
+    ``quant`` picks one model's files by quantisation tag instead (hub/quant.py)."""
     # Imported here: huggingface-hub takes a fifth of a second to import, and the supervisor
     # should not pay that at start for a feature it may never use.
     import httpx2
@@ -101,6 +105,8 @@ def plan_pull(
             f"the hub is unreachable: {type(exc).__name__}: {exc}", code="hub_unreachable"
         ) from None
     siblings = {s.rfilename: s for s in info.siblings or []}
+    if quant is not None:
+        files = tuple(choose(repo, {n: _size(s) for n, s in siblings.items()}, quant))
     missing = [name for name in files if name not in siblings]
     if missing:
         raise NotFound(f"not in {at}: {', '.join(missing)}", param="files", code="file_not_found")
@@ -123,6 +129,10 @@ def plan_pull(
     except HubNameError as exc:
         raise BadGateway(f"the hub sent an unsafe name: {exc}", code="hub_error") from None
     return Plan(repo, revision, commit, planned)
+
+
+def _size(sibling: RepoSibling) -> int:
+    return (sibling.lfs.size if sibling.lfs is not None else sibling.size) or 0
 
 
 def _planned(name: str, sibling: RepoSibling) -> PlannedFile:

@@ -15,7 +15,7 @@ import logging
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISREG
 from typing import Literal
@@ -38,7 +38,8 @@ from corral.supervisor.models.demo_model import (
 )
 from corral.supervisor.models.gguf_header import GGUFError, MemoryShape, memory_shape, read_metadata
 from corral.supervisor.models.hf_entries import find_checkpoints, hf_argv, hf_footprint
-from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, Settings
+from corral.supervisor.models.sampling_defaults import DEMO_SAMPLING, from_gguf, layered
+from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, SamplingDefaults, Settings
 
 log = logging.getLogger("corral.catalog")
 
@@ -118,7 +119,7 @@ class Catalog:
         self.hub = HubCache(hub_cache_dir(settings.data_dir))
         self._demo_dir = settings.data_dir / "demo"
         self._embedder_dir = settings.data_dir / "embeddings"
-        self._shapes: dict[Path, tuple[tuple[int, int], MemoryShape]] = {}
+        self._shapes: dict[Path, tuple[tuple[int, int], MemoryShape, SamplingDefaults]] = {}
         self._entries: dict[str, ModelEntry] | None = None
         self._scanned_at = 0.0
         self.rescan_interval = RESCAN_INTERVAL_S
@@ -179,7 +180,11 @@ class Catalog:
         if self._settings.demo_model:
             demo = self._demo_dir / DEMO_FILE_NAME
             found[DEMO_MODEL_ID] = ModelEntry(
-                DEMO_MODEL_ID, "demo", ModelPreset(), demo if demo.is_file() else None, DEMO_SIZE
+                DEMO_MODEL_ID,
+                "demo",
+                ModelPreset(sampling=DEMO_SAMPLING),
+                demo if demo.is_file() else None,
+                DEMO_SIZE,
             )
         embedder = self._settings.embedding_model
         if embedder or (embedder is None and self._settings.demo_model):
@@ -211,14 +216,15 @@ class Catalog:
         return path
 
     def resolve(self, name: str | None) -> ModelEntry:
-        """The entry a request's ``model`` names: id, alias, or none/"default"."""
+        """The entry a request's ``model`` names: id, alias, or none/"default"; its preset's
+        sampling is filled in from the GGUF's recommended defaults."""
         wanted = self.default_model if name is None or name in DEFAULT_ALIASES else name
         entries = self.entries()
         if wanted in entries:
-            return entries[wanted]
+            return self._with_gguf_sampling(entries[wanted])
         for entry in entries.values():
             if wanted in entry.preset.aliases:
-                return entry
+                return self._with_gguf_sampling(entry)
         validate_model_id(wanted)
         raise ModelNotFound(f"the model '{wanted}' does not exist", param="model")
 
@@ -230,10 +236,8 @@ class Catalog:
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
         if entry.backend == "llama":
             n_ctx *= self.parallel(entry)  # every slot may hold a whole context (one shared KV)
-        path = entry.path
-        if path is None and entry.source == "demo":
-            path = header_part()  # not assembled yet; its header is in the first part
-        shape = UNKNOWN_SHAPE if path is None else self._memory_shape(path)
+        path = self._header_path(entry)
+        shape = UNKNOWN_SHAPE if path is None else self._header(path)[0]
         parked = self.park_bytes(entry) if entry.backend == "llama" else 0
         return entry.size_bytes + shape.runtime_bytes(n_ctx, FALLBACK_KV_BYTES_PER_TOKEN) + parked
 
@@ -244,23 +248,38 @@ class Catalog:
         preset = entry.preset.kv_park_bytes
         return preset if preset is not None else self._settings.kv_park_bytes
 
-    def _memory_shape(self, path: Path) -> MemoryShape:
+    def _header_path(self, entry: ModelEntry) -> Path | None:
+        if entry.path is None and entry.source == "demo":
+            return header_part()  # not assembled yet; its header is in the first part
+        return entry.path if entry.backend == "llama" else None
+
+    def _with_gguf_sampling(self, entry: ModelEntry) -> ModelEntry:
+        path = self._header_path(entry)
+        if path is None:
+            return entry
+        sampling = layered(entry.preset.sampling, self._header(path)[1])
+        if sampling == entry.preset.sampling:
+            return entry
+        return replace(entry, preset=entry.preset.model_copy(update={"sampling": sampling}))
+
+    def _header(self, path: Path) -> tuple[MemoryShape, SamplingDefaults]:
         # Asked on every request, so remembered per file; a replaced file has a new stamp.
         try:
             stat = path.stat()
         except OSError:
-            return UNKNOWN_SHAPE
+            return UNKNOWN_SHAPE, SamplingDefaults()
         stamp = (stat.st_size, stat.st_mtime_ns)
         known = self._shapes.get(path)
         if known is not None and known[0] == stamp:
-            return known[1]
+            return known[1], known[2]
         try:
-            shape = memory_shape(read_metadata(path))
+            metadata = read_metadata(path)
+            shape, sampling = memory_shape(metadata), from_gguf(metadata)
         except (OSError, GGUFError) as e:
             log.warning("cannot read the GGUF header of %s: %s", path, e)
-            shape = UNKNOWN_SHAPE
-        self._shapes[path] = (stamp, shape)
-        return shape
+            shape, sampling = UNKNOWN_SHAPE, SamplingDefaults()
+        self._shapes[path] = (stamp, shape, sampling)
+        return shape, sampling
 
     async def command(self, entry: ModelEntry) -> ChildCommand:
         """The child process that serves ``entry`` (assembling the demo model on first use)."""

@@ -3,7 +3,7 @@
 Auth is the app's middleware's business (admin key, or loopback while no keys exist).
 
     GET  /admin/models                      every model (state, size, memory, keep-alive...)
-    POST /admin/models/pull                 {repo, revision?, files?, include?} -> 202 {job}
+    POST /admin/models/pull                 {repo, revision?, files?, include?, quant?} -> 202
     POST /admin/models/cancel               {job}
     POST /admin/models/load | unload        {model}
     POST /admin/models/delete               {model, force?}
@@ -40,6 +40,8 @@ class PullBody(_Body):
     revision: str | None = Field(default=None, min_length=1, max_length=256)
     files: list[str] = Field(default=[], max_length=MAX_NAMES)
     include: list[str] = Field(default=[], max_length=MAX_NAMES)
+    # One model's files by quantisation tag (Q4_K_M) or file stem; "*" picks the default.
+    quant: str | None = Field(default=None, min_length=1, max_length=256)
 
 
 class JobBody(_Body):
@@ -66,7 +68,7 @@ async def list_models(request: web.Request) -> web.Response:
 async def pull(request: web.Request) -> web.Response:
     body = parse_body(PullBody, await request.read())
     job = await request.app[DOWNLOADS].pull(
-        body.repo, body.revision, tuple(body.files), tuple(body.include)
+        body.repo, body.revision, tuple(body.files), tuple(body.include), body.quant
     )
     return web.json_response(job.event(), status=202)
 

@@ -158,6 +158,8 @@ def _pick(value: T | None, default: T | None) -> T | None:
 class ChatCompletionRequest(_SamplingFields):
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    # vLLM's name: go on with the final assistant message instead of starting a new one.
+    continue_final_message: bool = False
 
     def to_generate(self, request_id: str, preset: ModelPreset, limit: int) -> Generate:
         messages = [
@@ -170,10 +172,16 @@ class ChatCompletionRequest(_SamplingFields):
         ]
         if preset.system_prompt and not any(m.role == "system" for m in messages):
             messages.insert(0, ChatMessage(role="system", content=preset.system_prompt))
+        if self.continue_final_message and messages[-1].role != "assistant":
+            raise BadRequest(
+                "continue_final_message needs an assistant message last: the answer to go on with",
+                param="continue_final_message",
+            )
         return Generate(
             request_id=request_id,
             messages=tuple(messages),
             params=self.sampling(preset, limit),
+            continue_final=self.continue_final_message,
         )
 
 
