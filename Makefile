@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS := llama,demo,dev
+EXTRAS := llama,demo,dev,speech
 STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(EXTRAS)) | sha256sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8080

@@ -13,7 +13,9 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol
+
+from typing_extensions import TypeVar
 
 from corral.child.stdio import Channel
 from corral.protocol import PROTOCOL_VERSION, ProtocolError
@@ -34,15 +36,20 @@ from corral.protocol.messages import (
     StatsRequest,
     Usage,
 )
+from corral.protocol.speech import Speak, Transcribe
 
 log = logging.getLogger("corral.child")
 
+JobRequest = Generate | Transcribe | Speak
+# The request a backend serves; ``Job`` alone means a generate job, as it always did.
+R = TypeVar("R", bound=JobRequest, default=Generate)
+
 
 @dataclass
-class Job:
-    """One generate request as a backend sees it."""
+class Job(Generic[R]):
+    """One request as a backend sees it."""
 
-    request: Generate
+    request: R
     channel: Channel
     cancelled: threading.Event = field(default_factory=threading.Event)
     tokens_sent: int = 0
@@ -67,23 +74,31 @@ class RequestFailed(Exception):
         self.code = code
 
 
-class Backend(Protocol):
+class Backend(Protocol[R]):
     kind: ChildKind
     capabilities: tuple[str, ...]
     concurrency: int  # requests served at once; more wait in the child's queue
 
     def load(self, progress: Callable[[float, str], None]) -> Ready: ...
 
-    def generate(self, job: Job) -> tuple[FinishReason, Usage]: ...
+    def generate(self, job: Job[R]) -> tuple[FinishReason, Usage]: ...
 
 
-class Runtime:
-    def __init__(self, backend: Backend, channel: Channel) -> None:
+class Runtime(Generic[R]):
+    """``accepts`` names the request types the backend serves; others are ``unsupported``."""
+
+    def __init__(
+        self,
+        backend: Backend[R],
+        channel: Channel,
+        accepts: tuple[type[R], ...] | None = None,
+    ) -> None:
         self._backend = backend
         self._channel = channel
-        self._jobs: dict[str, Job] = {}
+        self._accepts: tuple[type[object], ...] = accepts or (Generate,)
+        self._jobs: dict[str, Job[R]] = {}
         self._jobs_lock = threading.Lock()
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._queue: queue.Queue[Job[R] | None] = queue.Queue()
         self._loaded = threading.Event()
         self._tokens_generated = 0
 
@@ -125,7 +140,7 @@ class Runtime:
             self._run_job(job)
         self._queue.put(None)  # pass the stop marker on to the next worker
 
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: Job[R]) -> None:
         try:
             if job.cancelled.is_set():
                 reason: FinishReason = "cancelled"
@@ -165,8 +180,8 @@ class Runtime:
                         request_id=message.request_id, code="protocol_error", message=str(message)
                     )
                 )
-            elif isinstance(message, Generate):
-                self._accept(message)
+            elif isinstance(message, self._accepts):
+                self._accept(message)  # type: ignore[arg-type]  # one of accepts: an R
             elif isinstance(message, Cancel):
                 with self._jobs_lock:
                     job = self._jobs.get(message.request_id)
@@ -190,8 +205,8 @@ class Runtime:
                 )
         self._stop()
 
-    def _accept(self, request: Generate) -> None:
-        job = Job(request=request, channel=self._channel)
+    def _accept(self, request: R) -> None:
+        job: Job[R] = Job(request=request, channel=self._channel)
         with self._jobs_lock:
             duplicate = request.request_id in self._jobs
             if not duplicate:

@@ -12,6 +12,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from corral.protocol.speech import (
+    AudioChunk,
+    Segment,
+    Speak,
+    SpeechStarted,
+    Transcribe,
+    TranscriptionStarted,
+)
+
 PROTOCOL_VERSION = 1
 
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
@@ -204,7 +213,7 @@ class DownloadFailed(_Message):
 
 
 ToChild = Annotated[
-    Generate | Cancel | StatsRequest | Shutdown | DownloadStart,
+    Generate | Cancel | StatsRequest | Shutdown | DownloadStart | Transcribe | Speak,
     Field(discriminator="type"),
 ]
 FromChild = Annotated[
@@ -218,7 +227,11 @@ FromChild = Annotated[
     | Stats
     | DownloadProgress
     | DownloadFinished
-    | DownloadFailed,
+    | DownloadFailed
+    | TranscriptionStarted
+    | Segment
+    | SpeechStarted
+    | AudioChunk,
     Field(discriminator="type"),
 ]
 

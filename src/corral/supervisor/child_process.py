@@ -39,6 +39,14 @@ from corral.protocol.messages import (
     Started,
     ToChild,
 )
+from corral.protocol.speech import (
+    AudioChunk,
+    Segment,
+    Speak,
+    SpeechStarted,
+    Transcribe,
+    TranscriptionStarted,
+)
 from corral.supervisor.daemon.sdnotify import CHILD_ENV_DROP
 from corral.supervisor.errors import BadGateway
 
@@ -76,7 +84,8 @@ class ChildExit:
         return f"the model process {how}" + (f"; last log lines: {tail}" if tail else "")
 
 
-RequestEvent = Started | Delta | Done | Error | ChildFailed
+SpeechEvent = TranscriptionStarted | Segment | SpeechStarted | AudioChunk
+RequestEvent = Started | Delta | Done | Error | ChildFailed | SpeechEvent
 
 
 class RequestHandle:
@@ -203,7 +212,7 @@ class ChildProcess:
         except (ConnectionError, RuntimeError):
             raise ChildFailed(self._exit_message()) from None
 
-    async def open_request(self, message: Generate) -> RequestHandle:
+    async def open_request(self, message: Generate | Transcribe | Speak) -> RequestHandle:
         handle = RequestHandle(message.request_id, self)
         self._requests[message.request_id] = handle
         try:
@@ -297,7 +306,7 @@ class ChildProcess:
             handle._put(ChildFailed(f"{self.command.label}: protocol error: {exc}"))
 
     def _dispatch(self, frame: FromChild) -> None:
-        if isinstance(frame, Started | Delta | Done | Error) and frame.request_id is not None:
+        if isinstance(frame, Started | Delta | Done | Error | SpeechEvent) and frame.request_id:
             # A request ends here, not when its reader gets to the frame: a cancelled
             # request's reader may be gone already.
             if isinstance(frame, Done | Error):
