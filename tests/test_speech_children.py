@@ -61,7 +61,8 @@ async def test_piper_speaks_and_whisper_hears_the_same_words(
     text = SENTENCE + " It was a sunny day."
     events = await _events(tts, Speak(request_id="s1", text=text, format="wav"))
     assert isinstance(events[0], SpeechStarted)
-    assert isinstance(events[-1], Done) and events[-1].finish_reason == "stop"
+    assert isinstance(events[-1], Done)
+    assert events[-1].finish_reason == "stop"
     chunks = [e for e in events if isinstance(e, AudioChunk)]
     assert len([c for c in chunks if c.seconds > 0]) == 2  # one chunk per sentence, as made
     audio = tmp_path / "speech.wav"
@@ -70,7 +71,8 @@ async def test_piper_speaks_and_whisper_hears_the_same_words(
     events = await _events(whisper, Transcribe(request_id="t1", path=str(audio)))
     assert not audio.exists()  # the child deletes the upload once it is decoded
     started = events[0]
-    assert isinstance(started, TranscriptionStarted) and started.language == "en"
+    assert isinstance(started, TranscriptionStarted)
+    assert started.language == "en"
     assert started.duration == pytest.approx(sum(c.seconds for c in chunks), abs=0.1)
     segments = [e for e in events if isinstance(e, Segment)]
     assert words("".join(s.text for s in segments)) == words(text)
@@ -83,14 +85,17 @@ async def test_word_timestamps_are_ordered_within_the_audio(
 ) -> None:
     events = await _events(tts, Speak(request_id="s", text=SENTENCE, format="flac"))
     audio = tmp_path / "speech.flac"
-    audio.write_bytes(b"".join(base64.b64decode(e.data) for e in events if isinstance(e, AudioChunk)))
+    audio.write_bytes(
+        b"".join(base64.b64decode(e.data) for e in events if isinstance(e, AudioChunk))
+    )
     events = await _events(
         whisper, Transcribe(request_id="t", path=str(audio), word_timestamps=True, beam_size=1)
     )
     found = [w for e in events if isinstance(e, Segment) for w in e.words]
     assert words(" ".join(w.word for w in found)) == words(SENTENCE)
     starts = [w.start for w in found]
-    assert starts == sorted(starts) and all(w.end >= w.start for w in found)
+    assert starts == sorted(starts)
+    assert all(w.end >= w.start for w in found)
 
 
 async def test_a_file_that_is_not_audio_is_an_invalid_audio_error(
@@ -99,7 +104,8 @@ async def test_a_file_that_is_not_audio_is_an_invalid_audio_error(
     junk = tmp_path / "notes.txt"
     junk.write_text("these are not sound waves\n" * 100)
     (event,) = await _events(whisper, Transcribe(request_id="bad", path=str(junk)))
-    assert isinstance(event, Error) and event.code == "invalid_audio"
+    assert isinstance(event, Error)
+    assert event.code == "invalid_audio"
     assert not junk.exists()
 
 
@@ -109,12 +115,14 @@ async def test_an_english_only_model_refuses_another_language(
     audio = tmp_path / "a.wav"
     audio.write_bytes(b"RIFF")
     (event,) = await _events(whisper, Transcribe(request_id="fr", path=str(audio), language="fr"))
-    assert isinstance(event, Error) and event.code == "unsupported_language"
+    assert isinstance(event, Error)
+    assert event.code == "unsupported_language"
 
 
 async def test_an_unknown_voice_is_refused_before_any_audio(tts: ChildProcess) -> None:
     (event,) = await _events(tts, Speak(request_id="v", text="Hello.", voice="alloy"))
-    assert isinstance(event, Error) and event.code == "invalid_voice"
+    assert isinstance(event, Error)
+    assert event.code == "invalid_voice"
     assert "en_US-joe-medium" in event.message
 
 
