@@ -58,7 +58,7 @@ async def _events(child: ChildProcess, message: Transcribe | Speak) -> list[Requ
 async def test_piper_speaks_and_whisper_hears_the_same_words(
     tts: ChildProcess, whisper: ChildProcess, tmp_path: Path
 ) -> None:
-    text = SENTENCE + " It was a sunny day."
+    text = SENTENCE + " The weather is nice today."
     events = await _events(tts, Speak(request_id="s1", text=text, format="wav"))
     assert isinstance(events[0], SpeechStarted)
     assert isinstance(events[-1], Done)

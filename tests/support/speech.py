@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-SENTENCE = "The quick brown fox jumps over the lazy dog."
+SENTENCE = "Please open the door and turn on the light."
 
 
 def have_speech() -> bool:

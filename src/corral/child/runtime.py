@@ -200,8 +200,13 @@ class Runtime(Generic[R]):
             elif isinstance(message, Shutdown):
                 break
             else:
+                # A request this kind does not serve must still end, or its caller waits forever.
                 self._channel.send(
-                    Error(code="unsupported", message=f"{message.type} is not served by this child")
+                    Error(
+                        request_id=getattr(message, "request_id", None),
+                        code="unsupported",
+                        message=f"{message.type} is not served by this child",
+                    )
                 )
         self._stop()
 

@@ -31,6 +31,7 @@ from corral.supervisor.appkeys import (
     STORE,
     STREAMS,
 )
+from corral.supervisor.audio import routes as audio_routes
 from corral.supervisor.auth import routes as auth_routes
 from corral.supervisor.auth.policy import (
     Security,
@@ -174,6 +175,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_streams)  # cleaned up first (reverse order), while children live
     app.router.add_get("/health", health)
     openai_routes.setup(app)
+    audio_routes.setup(app)
     stream_routes.setup(app)
     auth_routes.setup(app)
     conversation_routes.setup(app)

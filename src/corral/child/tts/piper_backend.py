@@ -9,11 +9,9 @@ sentences.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from corral.child.runtime import Job, RequestFailed
@@ -22,13 +20,6 @@ from corral.protocol.messages import ChildKind, FinishReason, Ready, Usage
 from corral.protocol.speech import AUDIO_CHUNK_BYTES, AudioChunk, Speak, SpeechStarted
 
 log = logging.getLogger("corral.child.tts")
-
-
-def voice_names(config_path: Path, default: str) -> tuple[str, ...]:
-    """The voices a Piper model offers: its speakers, or ``default`` for a one-speaker model."""
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    speakers = config.get("speaker_id_map") or {}
-    return tuple(speakers) if speakers else (default,)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Literal
 from corral.supervisor.child_process import ChildCommand
 from corral.supervisor.errors import BadRequest, ModelNotFound
 from corral.supervisor.hub.cache import HubCache, hub_cache_dir
+from corral.supervisor.models import speech_models
 from corral.supervisor.models.demo_model import (
     DEMO_FILE_NAME,
     DEMO_SIZE,
@@ -39,7 +40,7 @@ DEFAULT_ALIASES = frozenset({"", "default"})
 FALLBACK_KV_BYTES_PER_TOKEN = 32 << 10
 UNKNOWN_SHAPE = MemoryShape(kv_bytes_per_token=None, vocab_size=None)
 
-Source = Literal["file", "hub", "preset", "demo"]
+Source = Literal["file", "hub", "preset", "demo", "bundled"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class Catalog:
                 found[item.model_id] = ModelEntry(
                     item.model_id, "hub", ModelPreset(), item.path, item.size, item.repo, item.file
                 )
+        found.update(self._speech_entries())
         if self._settings.demo_model:
             demo = self._demo_dir / DEMO_FILE_NAME
             found[DEMO_MODEL_ID] = ModelEntry(
@@ -129,6 +131,19 @@ class Catalog:
             found[model_id] = ModelEntry(
                 model_id, "preset", preset, path, size, preset.repo, preset.file
             )
+        return found
+
+    def _speech_entries(self) -> dict[str, ModelEntry]:
+        found: dict[str, ModelEntry] = {}
+        for model_id, backend, where, size in speech_models.scan(self.models_dir):
+            if MODEL_ID_PATTERN.match(model_id) and _inside(where, self.models_dir):
+                found[model_id] = ModelEntry(
+                    model_id, "file", ModelPreset(backend=backend), where, size
+                )
+        if self._settings.speech_models:
+            for model_id, backend, where, size, aliases in speech_models.bundled():
+                preset = ModelPreset(backend=backend, aliases=aliases)
+                found[model_id] = ModelEntry(model_id, "bundled", preset, where, size)
         return found
 
     def _preset_path(self, model_id: str, preset: ModelPreset) -> Path | None:
@@ -158,6 +173,8 @@ class Catalog:
     def footprint(self, entry: ModelEntry) -> int:
         """Bytes the model's child is expected to hold: the weights (mapped in whole), the KV
         cache for its context and the compute buffer, sized from the GGUF header."""
+        if entry.backend in speech_models.SPEECH_BACKENDS:
+            return speech_models.footprint(entry.size_bytes)
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
         path = entry.path
         if path is None and entry.source == "demo":
@@ -190,6 +207,10 @@ class Catalog:
         if preset.backend == "fake":
             return ChildCommand([*base, "--model-id", entry.id, *preset.args], label=entry.id)
         path = entry.path
+        if preset.backend in speech_models.SPEECH_BACKENDS:
+            if path is None or not path.exists():
+                raise ModelNotFound(f"the model files of '{entry.id}' are missing", param="model")
+            return speech_models.command(entry.id, path, preset, settings)
         if entry.source == "demo":
             path = await asyncio.to_thread(ensure_demo_model, self._demo_dir)
         if path is None or not path.is_file():

@@ -17,12 +17,13 @@ from corral.supervisor.appkeys import (
     SETTINGS,
     STREAMS,
 )
-from corral.supervisor.errors import ModelNotFound
+from corral.supervisor.errors import BadRequest, ModelNotFound
 from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import owner_of, send_sse
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.generation import Generation
 from corral.supervisor.models.shelf import downloading_object
+from corral.supervisor.models.speech_models import SPEECH_BACKENDS, model_kind
 from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
 from corral.supervisor.openai.schemas import (
     ChatCompletionRequest,
@@ -51,6 +52,7 @@ def model_object(request: web.Request, entry: ModelEntry) -> dict[str, Any]:
         "progress": status.progress if status is not None else None,
         "error": view.failure if view is not None and view.state == "failed" else None,
         "default": entry.id == request.app[CATALOG].default_model,
+        "kind": model_kind(entry.backend),
     }
 
 
@@ -106,6 +108,12 @@ async def _generate(
 ) -> web.StreamResponse:
     settings = request.app[SETTINGS].current
     entry = resolve_for(request, body.model)
+    if entry.backend in SPEECH_BACKENDS:
+        raise BadRequest(
+            f"'{entry.id}' is a {model_kind(entry.backend)} model; it does not generate text",
+            param="model",
+            code="wrong_model_kind",
+        )
     request_id = uuid.uuid4().hex
     generation = Generation(
         request.app[MANAGER],
