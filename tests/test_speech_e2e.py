@@ -232,3 +232,19 @@ def test_models_and_voices_are_listed(client: openai.OpenAI, sup: Supervisor) ->
     assert models["piper-en_US-joe-medium"].kind == "speech"  # type: ignore[attr-defined]
     voices = httpx.get(sup.base_url + "/v1/audio/voices").json()["data"]
     assert {"id": VOICE, "object": "voice", "model": "piper-en_US-joe-medium"} in voices
+
+
+def test_metrics_count_audio_seconds_both_ways(client: openai.OpenAI, sup: Supervisor) -> None:
+    spoken = client.audio.speech.create(
+        model="tts-1", voice=VOICE, input=SENTENCE, response_format="wav"
+    ).content
+    client.audio.transcriptions.create(model="whisper-1", file=("s.wav", spoken))
+
+    def seconds(model: str, direction: str) -> float:
+        text = httpx.get(sup.base_url + "/metrics").text
+        label = f'corral_audio_seconds_total{{direction="{direction}",model="{model}"}}'
+        line = next((line for line in text.splitlines() if line.startswith(label)), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    assert seconds("piper-en_US-joe-medium", "out") >= decoded_seconds(spoken) - 0.1
+    assert seconds("whisper-tiny.en", "in") >= decoded_seconds(spoken) - 0.1

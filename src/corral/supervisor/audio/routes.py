@@ -16,7 +16,13 @@ from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
-from corral.protocol.speech import AudioTask, Segment, SpeechStarted, TranscriptionStarted
+from corral.protocol.speech import (
+    AudioChunk,
+    AudioTask,
+    Segment,
+    SpeechStarted,
+    TranscriptionStarted,
+)
 from corral.supervisor.appkeys import CATALOG, FACTS, MANAGER, PRINCIPAL, SETTINGS
 from corral.supervisor.audio.job import AudioJob
 from corral.supervisor.audio.schemas import SpeechRequest, parse_form
@@ -30,6 +36,7 @@ from corral.supervisor.audio.transcripts import (
 from corral.supervisor.audio.upload import read_upload
 from corral.supervisor.audio.voices import voices_of
 from corral.supervisor.errors import BadGateway, BadRequest, CorralError, ModelNotFound
+from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import send_sse
 from corral.supervisor.models.catalog import DEFAULT_ALIASES, ModelEntry
 from corral.supervisor.models.speech_models import model_kind
@@ -99,13 +106,15 @@ async def _transcribe(request: web.Request, task: AudioTask) -> web.StreamRespon
         started = await job.start()
         if not isinstance(started, TranscriptionStarted):
             raise BadGateway(f"unexpected {started.type} frame from the model process")
-        request[FACTS].model = entry.id
+        facts = request[FACTS]
+        facts.model, facts.audio_seconds_in = entry.id, started.duration
         transcript = Transcript(task, started)
         if form.stream:
             return await send_sse(request, _transcript_events(job, transcript))
         async for event in job.events():
             if isinstance(event, Segment):
                 transcript.segments.append(event)
+        facts.completion_tokens = sum(len(s.tokens) for s in transcript.segments)
         body, content_type = render(transcript, form.response_format, form.granularities)
         return web.Response(text=body, content_type=content_type)
     finally:
@@ -147,33 +156,36 @@ async def speech(request: web.Request) -> web.StreamResponse:
         started = await job.start()
         if not isinstance(started, SpeechStarted):
             raise BadGateway(f"unexpected {started.type} frame from the model process")
-        request[FACTS].model = entry.id
+        facts = request[FACTS]
+        facts.model, facts.audio_seconds_out = entry.id, 0.0
         if body.stream_format == "sse":
-            return await send_sse(request, _speech_events(job))
-        return await _send_audio(request, job, CONTENT_TYPES[body.response_format])
+            return await send_sse(request, _speech_events(job, facts))
+        return await _send_audio(request, job, CONTENT_TYPES[body.response_format], facts)
     finally:
         await job.close()
 
 
-async def _send_audio(request: web.Request, job: AudioJob, content_type: str) -> web.StreamResponse:
+async def _send_audio(
+    request: web.Request, job: AudioJob, content_type: str, facts: RequestFacts
+) -> web.StreamResponse:
     """Chunked audio, each sentence written as the child sends it: playback starts early."""
     response = web.StreamResponse(headers={"Content-Type": content_type})
     response.enable_chunked_encoding()
     await response.prepare(request)
     async for event in job.events():
-        data = getattr(event, "data", None)
-        if isinstance(data, str) and data:
-            await response.write(base64.b64decode(data))
+        if isinstance(event, AudioChunk):
+            facts.audio_seconds_out = (facts.audio_seconds_out or 0.0) + event.seconds
+            await response.write(base64.b64decode(event.data))
     await response.write_eof()
     return response
 
 
-async def _speech_events(job: AudioJob) -> AsyncGenerator[bytes, None]:
+async def _speech_events(job: AudioJob, facts: RequestFacts) -> AsyncGenerator[bytes, None]:
     try:
         async for event in job.events():
-            data = getattr(event, "data", None)
-            if isinstance(data, str) and data:
-                yield sse_event({"type": "speech.audio.delta", "audio": data})
+            if isinstance(event, AudioChunk):
+                facts.audio_seconds_out = (facts.audio_seconds_out or 0.0) + event.seconds
+                yield sse_event({"type": "speech.audio.delta", "audio": event.data})
         yield sse_event({"type": "speech.audio.done"})
     except CorralError as exc:
         yield sse_event({"type": "error", **exc.body()})
