@@ -131,5 +131,6 @@ async def test_speed_changes_the_length_of_the_speech(tts: ChildProcess) -> None
         events = await _events(tts, Speak(request_id=f"s{speed}", text=SENTENCE, speed=speed))
         return sum(e.seconds for e in events if isinstance(e, AudioChunk))
 
-    normal, fast = await seconds(1.0), await seconds(2.0)
-    assert fast < normal * 0.7
+    # Piper draws phoneme durations at random; a 4x speed gap dwarfs that noise.
+    slow, fast = await seconds(0.5), await seconds(2.0)
+    assert fast < slow * 0.5

@@ -72,16 +72,16 @@ class WhisperBackend:
         device = self.device
         if device == "auto":
             device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        compute_type = self.compute_type or ("float16" if device == "cuda" else "int8")
-        progress(0.1, f"loading on {device} as {compute_type}")
-        # local_files_only: a directory without tokenizer.json must fail here, not go online.
-        self._model = WhisperModel(
-            self.model_path,
-            device=device,
-            compute_type=compute_type,
-            cpu_threads=self.cpu_threads,
-            local_files_only=True,
-        )
+        try:
+            compute_type = self._open(WhisperModel, device, progress)
+        except (RuntimeError, ValueError) as exc:
+            if self.device != "auto" or device == "cpu":
+                raise
+            # A GPU is visible but its CUDA libraries (cuBLAS, cuDNN) are not installed:
+            # "auto" means the best that works, so fall back to the CPU rather than fail.
+            log.warning("cannot load on cuda (%s); loading on cpu", exc)
+            device = "cpu"
+            compute_type = self._open(WhisperModel, device, progress)
         self._multilingual = bool(self._model.model.is_multilingual)
         log.info(
             "loaded %s on %s (%s), multilingual=%s",
@@ -91,6 +91,19 @@ class WhisperBackend:
             self._multilingual,
         )
         return Ready(model=self.model_id, n_ctx=WHISPER_N_CTX)
+
+    def _open(self, model_class: Any, device: str, progress: Callable[[float, str], None]) -> str:
+        compute_type = self.compute_type or ("float16" if device == "cuda" else "int8")
+        progress(0.1, f"loading on {device} as {compute_type}")
+        # local_files_only: a directory without tokenizer.json must fail here, not go online.
+        self._model = model_class(
+            self.model_path,
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=self.cpu_threads,
+            local_files_only=True,
+        )
+        return compute_type
 
     def generate(self, job: Job[Transcribe]) -> tuple[FinishReason, Usage]:
         request = job.request
