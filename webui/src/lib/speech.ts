@@ -40,14 +40,54 @@ export async function transcribe(audio: Blob, model: string): Promise<string> {
   return body.text;
 }
 
-export async function speak(text: string, model: string): Promise<Blob> {
+async function speechResponse(text: string, model: string): Promise<Response> {
   const res = await rawFetch('/v1/audio/speech', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ model, input: text, response_format: 'mp3' }),
   });
   if (!res.ok) throw await failure(res);
+  return res;
+}
+
+/** The whole answer as one mp3 blob (for browsers without MediaSource). */
+export async function speak(text: string, model: string): Promise<Blob> {
+  const res = await speechResponse(text, model);
   return new Blob([await res.arrayBuffer()], { type: 'audio/mpeg' });
+}
+
+/**
+ * Play the answer while it is synthesised: the server writes each sentence as soon as it is
+ * ready, and MediaSource appends it to the playing element, so the first sentence sounds before
+ * the last is made. Falls back to one blob where MediaSource cannot take mp3.
+ */
+export async function playStreamed(audio: HTMLAudioElement, text: string, model: string): Promise<void> {
+  if (typeof MediaSource === 'undefined' || !MediaSource.isTypeSupported('audio/mpeg')) {
+    audio.src = URL.createObjectURL(await speak(text, model));
+    await audio.play();
+    return;
+  }
+  const res = await speechResponse(text, model);
+  const source = new MediaSource();
+  audio.src = URL.createObjectURL(source);
+  await new Promise<void>((resolve) => source.addEventListener('sourceopen', () => resolve(), { once: true }));
+  const buffer = source.addSourceBuffer('audio/mpeg');
+  const appended = () => new Promise<void>((resolve) => buffer.addEventListener('updateend', () => resolve(), { once: true }));
+  const reader = res.body!.getReader();
+  let started = false;
+  let refused: unknown = null; // play() refused (autoplay policy): reported once the data is in
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer.appendBuffer(value);
+    await appended();
+    if (!started) {
+      started = true;
+      audio.play().catch((e: unknown) => (refused = e));
+    }
+  }
+  if (source.readyState === 'open') source.endOfStream();
+  if (refused) throw refused;
 }
 
 /** Markdown to the words worth reading aloud: no code blocks, links as their text. */
