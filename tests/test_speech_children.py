@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import sys
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -134,3 +135,33 @@ async def test_speed_changes_the_length_of_the_speech(tts: ChildProcess) -> None
     # Piper draws phoneme durations at random; a 4x speed gap dwarfs that noise.
     slow, fast = await seconds(0.5), await seconds(2.0)
     assert fast < slow * 0.5
+
+
+async def test_a_cancel_lands_between_segments(
+    tts: ChildProcess, whisper: ChildProcess, tmp_path: Path
+) -> None:
+    # Over 30 s of speech: Whisper decodes it in two windows, so segments of the second
+    # window are still to come (a second of decoding away) when the first ones arrive.
+    text = SENTENCE + " The weather is nice today."
+    events = await _events(tts, Speak(request_id="long", text=text, format="pcm"))
+    pcm = b"".join(base64.b64decode(e.data) for e in events if isinstance(e, AudioChunk))
+    pcm += b"\0" * 24000  # half a second of silence between the repeats
+    audio = tmp_path / "long.wav"
+    with wave.open(str(audio), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(24000)
+        wav.writeframes(pcm * (1 + int(36 * 48000 / len(pcm))))
+
+    handle = await whisper.open_request(Transcribe(request_id="c", path=str(audio), beam_size=1))
+    assert isinstance(await handle.next_event(), TranscriptionStarted)
+    assert isinstance(await handle.next_event(), Segment)
+    await handle.cancel()
+    rest: list[RequestEvent] = []
+    while not handle.finished:
+        rest.append(await handle.next_event())
+    done = rest[-1]
+    assert isinstance(done, Done)
+    assert done.finish_reason == "cancelled"
+    heard = [e for e in rest if isinstance(e, Segment)]
+    assert heard == [] or heard[-1].end < 30.5  # nothing of the second window was sent
