@@ -25,6 +25,7 @@ pytestmark = [
     pytest.mark.skipif(not have_speech(), reason="needs the speech extra"),
 ]
 WAIT = 60_000
+VOICE = "en_US-joe-medium"
 FAKE_CHAT = '[models.fake-ui]\nbackend = "fake"\nargs = ["--reply-tokens", "6"]\n'
 
 
@@ -112,8 +113,21 @@ def test_dictate_with_the_microphone_and_hear_the_answer(
     box.press("Enter")
     answer = page.locator('[data-testid="assistant-message"][data-streaming="false"]')
     expect(answer).to_have_count(1)
+    page.get_by_test_id("settings-button").click()
+    page.get_by_test_id("setting-voice").select_option(f"piper-en_US-joe-medium/{VOICE}")
+    speed = page.get_by_test_id("setting-speed")
+    speed.fill("1.5")
+    speed.press("Tab")
     read = answer.get_by_test_id("read-aloud")
-    read.click()
+    with page.expect_request("**/v1/audio/speech") as sent:
+        read.click()
+    assert sent.value.post_data_json == {
+        "model": "piper-en_US-joe-medium",
+        "voice": VOICE,
+        "input": answer.get_by_test_id("assistant-content").inner_text().strip(),
+        "speed": 1.5,
+        "response_format": "mp3",
+    }
     expect(read).to_have_attribute("data-phase", "playing")
     audio = answer.get_by_test_id("read-aloud-audio")
     page.wait_for_function(

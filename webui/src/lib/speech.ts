@@ -3,6 +3,7 @@
 // Both go through rawFetch, so they carry the session's token like every other call.
 
 import { ApiError, rawFetch } from './api';
+import { voicePrefs } from './voicePrefs.svelte';
 
 /** Why a speech button cannot work here, or '' when it can. */
 export function unavailableReason(kind: 'transcription' | 'speech', model: unknown): string {
@@ -44,7 +45,7 @@ async function speechResponse(text: string, model: string): Promise<Response> {
   const res = await rawFetch('/v1/audio/speech', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ model, input: text, response_format: 'mp3' }),
+    body: JSON.stringify({ ...voicePrefs.pick(model), input: text, speed: Math.min(4, Math.max(0.25, Number(voicePrefs.speed) || 1)), response_format: 'mp3' }),
   });
   if (!res.ok) throw await failure(res);
   return res;
