@@ -23,7 +23,7 @@ from tests.support.speech import (
     transcode,
     words,
 )
-from tests.support.supervisor_proc import Supervisor
+from tests.support.supervisor_proc import Supervisor, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -248,3 +248,25 @@ def test_metrics_count_audio_seconds_both_ways(client: openai.OpenAI, sup: Super
 
     assert seconds("piper-en_US-joe-medium", "out") >= decoded_seconds(spoken) - 0.1
     assert seconds("whisper-tiny.en", "in") >= decoded_seconds(spoken) - 0.1
+
+
+def test_analytics_rows_record_audio_seconds(client: openai.OpenAI, sup: Supervisor) -> None:
+    spoken = client.audio.speech.create(
+        model="tts-1", voice=VOICE, input=SENTENCE, response_format="mp3"
+    ).content
+    client.audio.transcriptions.create(model="whisper-1", file=("s.mp3", spoken))
+    found: dict[str, dict[str, object]] = {}
+
+    def rows() -> bool:
+        summary = httpx.get(sup.base_url + "/admin/analytics/summary").json()
+        for row in summary["events"]["items"]:
+            found.setdefault(str(row["path"]), row)
+        return {"/v1/audio/speech", "/v1/audio/transcriptions"} <= set(found)
+
+    wait_until(rows, 30, "the analytics rows")
+    speech, heard = found["/v1/audio/speech"], found["/v1/audio/transcriptions"]
+    assert speech["model"] == "piper-en_US-joe-medium"
+    assert speech["audio_seconds_out"] == pytest.approx(decoded_seconds(spoken), abs=0.2)
+    assert heard["model"] == "whisper-tiny.en"
+    assert heard["audio_seconds_in"] == pytest.approx(decoded_seconds(spoken), abs=0.2)
+    assert heard["completion_tokens"] > 0

@@ -132,11 +132,18 @@ CREATE TABLE conversations (
 CREATE INDEX conversations_owner_updated_at ON conversations (owner, updated_at);
 """
 
+# Seconds of audio a request transcribed (in) or synthesised (out); NULL for other requests.
+_V4_AUDIO_SECONDS = """
+ALTER TABLE analytics ADD COLUMN audio_seconds_in REAL;
+ALTER TABLE analytics ADD COLUMN audio_seconds_out REAL;
+"""
+
 # Append only. The lead's later tables (downloads...) go here as versions 4, 5...
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "analytics", _sql(_V1_ANALYTICS)),
     Migration(2, "api_keys_users_sessions", _sql(_V2_CREDENTIALS)),
     Migration(3, "conversations", _sql(_V3_CONVERSATIONS)),
+    Migration(4, "analytics_audio_seconds", _sql(_V4_AUDIO_SECONDS)),
 )
 
 
