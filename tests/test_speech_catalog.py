@@ -59,3 +59,53 @@ async def test_speech_models_are_found_listed_and_deleted(client: Client, tmp_pa
     bundled = await client.post("/admin/models/delete", json={"model": "whisper-tiny.en"})
     assert bundled.status == 400
     assert "speech_models = false" in (await bundled.json())["error"]["message"]
+
+
+def _snapshot(root: Path, repo: str, files: dict[str, bytes]) -> Path:
+    """A repo in huggingface-hub's cache layout: blobs, a snapshot of symlinks, refs/main."""
+    folder = root / ("models--" + repo.replace("/", "--"))
+    commit = "ab" * 20
+    snapshot = folder / "snapshots" / commit
+    for name, data in files.items():
+        blob = folder / "blobs" / f"blob-{abs(hash(name))}"
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = snapshot / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def _pulled(hub: Path) -> tuple[Path, int]:
+    """A pulled Whisper repo and a pulled voices repo; the Whisper snapshot and its size."""
+    whisper = {n: (whisper_dir() / n).read_bytes() for n in ("config.json", "tokenizer.json")}
+    stt = _snapshot(hub, "Systran/faster-whisper-tiny.en", {**whisper, "model.bin": b"weights"})
+    voice = {"en/joe.onnx": b"onnx", "en/joe.onnx.json": Path(f"{piper_voice()}.json").read_bytes()}
+    _snapshot(hub, "rhasspy/piper-voices", voice)
+    return stt, sum(len(v) for v in whisper.values()) + len(b"weights")
+
+
+async def test_speech_models_pulled_from_a_hub_are_models(tmp_path: Path) -> None:
+    from corral.supervisor.models.catalog import Catalog
+
+    stt, size = _pulled(tmp_path / "data" / "hub")
+    settings = load_settings(
+        None, data_dir=tmp_path / "data", models_dir=tmp_path / "models", demo_model=False,
+        speech_models=False,
+    )  # fmt: skip
+    catalog = Catalog(settings)
+    entries = catalog.entries()
+    assert set(entries) == {
+        "hf.co/Systran/faster-whisper-tiny.en",
+        "hf.co/rhasspy/piper-voices:en/joe",
+    }
+    whisper_entry = entries["hf.co/Systran/faster-whisper-tiny.en"]
+    assert (whisper_entry.backend, whisper_entry.source, whisper_entry.repo) == (
+        "whisper", "hub", "Systran/faster-whisper-tiny.en",
+    )  # fmt: skip
+    assert whisper_entry.size_bytes == size
+    command = await catalog.command(whisper_entry)
+    assert command.argv[3:6] == ["whisper", "--model", str(stt)]
+    assert entries["hf.co/rhasspy/piper-voices:en/joe"].backend == "tts"

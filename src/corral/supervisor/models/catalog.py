@@ -29,6 +29,7 @@ from corral.supervisor.models.demo_model import (
     header_part,
 )
 from corral.supervisor.models.gguf_header import GGUFError, MemoryShape, memory_shape, read_metadata
+from corral.supervisor.models.hub_speech import scan_hub
 from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, Settings
 
 log = logging.getLogger("corral.catalog")
@@ -139,6 +140,12 @@ class Catalog:
             if MODEL_ID_PATTERN.match(model_id) and _inside(where, self.models_dir):
                 found[model_id] = ModelEntry(
                     model_id, "file", ModelPreset(backend=backend), where, size
+                )
+        for item in scan_hub(self.hub.root):
+            if MODEL_ID_PATTERN.match(item.model_id):
+                preset = ModelPreset(backend=item.backend)
+                found[item.model_id] = ModelEntry(
+                    item.model_id, "hub", preset, item.path, item.size, item.repo
                 )
         if self._settings.speech_models:
             for model_id, backend, where, size, aliases in speech_models.bundled():
