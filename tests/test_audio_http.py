@@ -30,7 +30,12 @@ async def client(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[Client]
         max_audio_bytes=LIMIT,
         max_speech_input=100,
     )
-    return await aiohttp_client(create_app(settings))
+    stale = tmp_path / "data" / "uploads" / "upload-left-by-a-crash"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"RIFF")
+    client = await aiohttp_client(create_app(settings))
+    assert not stale.exists()  # cleared at start
+    return client
 
 
 def _form(fields: dict[str, str | list[str]], file: bytes | None = b"RIFF....") -> aiohttp.FormData:

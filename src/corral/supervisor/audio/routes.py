@@ -10,7 +10,9 @@ GET  /v1/audio/voices           every tts model's voices
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import uuid
 from collections.abc import AsyncGenerator
 
@@ -33,7 +35,7 @@ from corral.supervisor.audio.transcripts import (
     render,
     sse_event,
 )
-from corral.supervisor.audio.upload import read_upload
+from corral.supervisor.audio.upload import clear_uploads, read_upload
 from corral.supervisor.audio.voices import voices_of
 from corral.supervisor.errors import BadGateway, BadRequest, CorralError, ModelNotFound
 from corral.supervisor.http.request_facts import RequestFacts
@@ -42,6 +44,7 @@ from corral.supervisor.models.catalog import DEFAULT_ALIASES, ModelEntry
 from corral.supervisor.models.speech_models import model_kind
 from corral.supervisor.openai.schemas import parse_body
 
+log = logging.getLogger("corral.api")
 CONTENT_TYPES = {
     "mp3": "audio/mpeg",
     "opus": "audio/ogg; codecs=opus",
@@ -172,10 +175,14 @@ async def _send_audio(
     response = web.StreamResponse(headers={"Content-Type": content_type})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    async for event in job.events():
-        if isinstance(event, AudioChunk):
-            facts.audio_seconds_out = (facts.audio_seconds_out or 0.0) + event.seconds
-            await response.write(base64.b64decode(event.data))
+    try:
+        async for event in job.events():
+            if isinstance(event, AudioChunk):
+                facts.audio_seconds_out = (facts.audio_seconds_out or 0.0) + event.seconds
+                await response.write(base64.b64decode(event.data))
+    except CorralError as exc:
+        # The 200 and some audio are out: all we can do is end the body early, and say why.
+        log.warning("speech failed midway: %s", exc.message, extra={"model": job.entry.id})
     await response.write_eof()
     return response
 
@@ -203,7 +210,13 @@ async def voices(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": data})
 
 
+async def _clear_uploads(app: web.Application) -> None:
+    """Uploads a crash left behind (the child and the handler both died before deleting)."""
+    await asyncio.to_thread(clear_uploads, app[SETTINGS].current.data_dir / "uploads")
+
+
 def setup(app: web.Application) -> None:
+    app.on_startup.append(_clear_uploads)
     app.router.add_post("/v1/audio/transcriptions", transcriptions)
     app.router.add_post("/v1/audio/translations", translations)
     app.router.add_post("/v1/audio/speech", speech)

@@ -76,6 +76,12 @@ async def read_upload(request: web.Request, directory: Path, limit: int) -> Uplo
     return upload
 
 
+def clear_uploads(directory: Path) -> None:
+    for stale in directory.glob("upload-*"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+
 def _temp_file(directory: Path) -> tuple[int, str]:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     return tempfile.mkstemp(prefix="upload-", dir=directory)
