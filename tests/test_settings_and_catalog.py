@@ -53,7 +53,9 @@ def test_catalog_lists_files_and_refuses_symlinks_out(tmp_path: Path) -> None:
     outside = tmp_path / "secret.gguf"
     outside.write_bytes(b"GGUF")
     os.symlink(outside, models / "escape.gguf")
-    settings = load_settings(None, data_dir=tmp_path / "data", models_dir=models, demo_model=False)
+    settings = load_settings(
+        None, data_dir=tmp_path / "data", models_dir=models, demo_model=False, speech_models=False
+    )
     catalog = Catalog(settings)
     assert set(catalog.entries()) == {"org/one"}
     assert catalog.resolve("org/one").path == models / "org" / "one.gguf"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from corral.child.runtime import Backend, Runtime
 from corral.child.stdio import Channel, configure_logging, die_with_parent
+from corral.protocol.speech import Speak, Transcribe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--hang", choices=["never", "load", "generate"], default="never")
     fake.add_argument("--fail-load", action="store_true")
     fake.add_argument("--n-ctx", type=int, default=4096)
+    whisper = kinds.add_parser("whisper", help="faster-whisper on one CTranslate2 Whisper dir")
+    whisper.add_argument("--model", required=True, help="the model directory")
+    whisper.add_argument("--model-id", default=None)
+    whisper.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    whisper.add_argument("--compute-type", default=None, help="default: int8 CPU, float16 GPU")
+    whisper.add_argument("--cpu-threads", type=int, default=0)
+
+    tts = kinds.add_parser("tts", help="Piper on one .onnx voice (beside its .onnx.json)")
+    tts.add_argument("--model", required=True, help="the .onnx file")
+    tts.add_argument("--model-id", default=None)
+    tts.add_argument("--cuda", action="store_true")
     download = kinds.add_parser("download", help="one hub download job (huggingface-hub)")
     download.add_argument("--cache-dir", required=True, type=Path, help="huggingface-hub cache")
     download.add_argument("--progress-interval", type=float, default=0.25, help="seconds")
@@ -109,6 +121,23 @@ def _backend(args: argparse.Namespace) -> Backend:
     )
 
 
+def _speech(args: argparse.Namespace, channel: Channel) -> int:
+    """The speech kinds serve their own request types (transcribe, speak)."""
+    if args.kind == "whisper":
+        from corral.child.whisper.backend import WhisperBackend
+
+        model_id = args.model_id or args.model
+        whisper = WhisperBackend(
+            args.model, model_id, args.device, args.compute_type, args.cpu_threads
+        )
+        return Runtime(whisper, channel, accepts=(Transcribe,)).run()
+    from corral.child.tts.piper_backend import PiperBackend
+
+    voice = Path(args.model).name.removesuffix(".onnx")
+    piper = PiperBackend(args.model, args.model_id or args.model, voice, use_cuda=args.cuda)
+    return Runtime(piper, channel, accepts=(Speak,)).run()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     die_with_parent()
@@ -116,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     channel = Channel()  # before the backend import: native libraries may print on load
     if args.kind == "download":
         return _download(args, channel)
+    if args.kind in ("whisper", "tts"):
+        return _speech(args, channel)
     return Runtime(_backend(args), channel).run()
 
 

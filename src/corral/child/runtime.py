@@ -13,7 +13,9 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, runtime_checkable
+
+from typing_extensions import TypeVar
 
 from corral.child.stdio import Channel
 from corral.protocol import PROTOCOL_VERSION, ProtocolError
@@ -36,15 +38,20 @@ from corral.protocol.messages import (
     StatsRequest,
     Usage,
 )
+from corral.protocol.speech import Speak, Transcribe
 
 log = logging.getLogger("corral.child")
 
+JobRequest = Generate | Transcribe | Speak
+# The request a backend serves; ``Job`` alone means a generate job, as it always did.
+R = TypeVar("R", bound=JobRequest, default=Generate)
+
 
 @dataclass
-class Job:
-    """One generate request as a backend sees it."""
+class Job(Generic[R]):
+    """One request as a backend sees it."""
 
-    request: Generate
+    request: R
     channel: Channel
     cancelled: threading.Event = field(default_factory=threading.Event)
     tokens_sent: int = 0
@@ -85,14 +92,14 @@ class RequestFailed(Exception):
         self.code = code
 
 
-class Backend(Protocol):
+class Backend(Protocol[R]):
     kind: ChildKind
     capabilities: tuple[str, ...]
     concurrency: int  # requests served at once; more wait in the child's queue
 
     def load(self, progress: Callable[[float, str], None]) -> Ready: ...
 
-    def generate(self, job: Job) -> tuple[FinishReason, Usage]: ...
+    def generate(self, job: Job[R]) -> tuple[FinishReason, Usage]: ...
 
 
 @runtime_checkable
@@ -119,15 +126,24 @@ class ReportsSlots(Protocol):
     def slot_stats(self) -> SlotStats: ...
 
 
-class Runtime:
-    def __init__(self, backend: Backend, channel: Channel) -> None:
+class Runtime(Generic[R]):
+    """``accepts`` names the request types ``generate`` serves; embed and rerank go to an
+    `Encoder` backend; anything else is ``unsupported``."""
+
+    def __init__(
+        self,
+        backend: Backend[R],
+        channel: Channel,
+        accepts: tuple[type[R], ...] | None = None,
+    ) -> None:
         self._backend = backend
+        self._accepts: tuple[type[object], ...] = accepts or (Generate,)
         if isinstance(backend, ReportsSlots):
             backend.on_change = self._send_stats
         self._channel = channel
-        self._jobs: dict[str, Job | EncodeJob] = {}
+        self._jobs: dict[str, Job[R] | EncodeJob] = {}
         self._jobs_lock = threading.Lock()
-        self._queue: queue.Queue[Job | EncodeJob | None] = queue.Queue()
+        self._queue: queue.Queue[Job[R] | EncodeJob | None] = queue.Queue()
         self._loaded = threading.Event()
         self._tokens_generated = 0
 
@@ -169,7 +185,7 @@ class Runtime:
             self._run_job(job)
         self._queue.put(None)  # pass the stop marker on to the next worker
 
-    def _run_job(self, job: Job | EncodeJob) -> None:
+    def _run_job(self, job: Job[R] | EncodeJob) -> None:
         try:
             if job.cancelled.is_set():
                 reason: FinishReason = "cancelled"
@@ -216,15 +232,16 @@ class Runtime:
                         request_id=message.request_id, code="protocol_error", message=str(message)
                     )
                 )
-            elif isinstance(message, Generate):
-                self._accept(Job(request=message, channel=self._channel))
+            elif isinstance(message, self._accepts):
+                job: Job[R] = Job(request=message, channel=self._channel)  # type: ignore[arg-type]
+                self._accept(job)
             elif isinstance(message, Embed | Rerank):
                 self._accept(EncodeJob(request=message, channel=self._channel))
             elif isinstance(message, Cancel):
                 with self._jobs_lock:
-                    job = self._jobs.get(message.request_id)
-                if job is not None:
-                    job.cancelled.set()
+                    running = self._jobs.get(message.request_id)
+                if running is not None:
+                    running.cancelled.set()
             elif isinstance(message, StatsRequest):
                 self._send_stats()
             elif isinstance(message, Shutdown):
@@ -252,7 +269,7 @@ class Runtime:
             )
         )
 
-    def _accept(self, job: Job | EncodeJob) -> None:
+    def _accept(self, job: Job[R] | EncodeJob) -> None:
         request = job.request
         with self._jobs_lock:
             duplicate = request.request_id in self._jobs

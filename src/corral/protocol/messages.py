@@ -12,6 +12,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from corral.protocol.speech import (
+    AudioChunk,
+    Segment,
+    Speak,
+    SpeechStarted,
+    Transcribe,
+    TranscriptionStarted,
+)
+
 PROTOCOL_VERSION = 1
 
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
@@ -277,7 +286,15 @@ class DownloadFailed(_Message):
 
 
 ToChild = Annotated[
-    Generate | Embed | Rerank | Cancel | StatsRequest | Shutdown | DownloadStart,
+    Generate
+    | Embed
+    | Rerank
+    | Cancel
+    | StatsRequest
+    | Shutdown
+    | DownloadStart
+    | Transcribe
+    | Speak,
     Field(discriminator="type"),
 ]
 FromChild = Annotated[
@@ -293,7 +310,11 @@ FromChild = Annotated[
     | Stats
     | DownloadProgress
     | DownloadFinished
-    | DownloadFailed,
+    | DownloadFailed
+    | TranscriptionStarted
+    | Segment
+    | SpeechStarted
+    | AudioChunk,
     Field(discriminator="type"),
 ]
 

@@ -11,6 +11,7 @@ from corral.supervisor import services
 from corral.supervisor.analytics import routes as analytics_routes
 from corral.supervisor.analytics.metrics import Metrics, metrics_route
 from corral.supervisor.appkeys import CLIENT_IP, METRICS, RELOADER, SETTINGS, STARTED_AT
+from corral.supervisor.audio import routes as audio_routes
 from corral.supervisor.auth import routes as auth_routes
 from corral.supervisor.auth.policy import auth_middleware
 from corral.supervisor.conversations import routes as conversation_routes
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
     services.install(app)
     openai_routes.setup(app)
     embedding_routes.setup(app)
+    audio_routes.setup(app)
     stream_routes.setup(app)
     auth_routes.setup(app)
     conversation_routes.setup(app)

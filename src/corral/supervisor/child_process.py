@@ -44,6 +44,14 @@ from corral.protocol.messages import (
     Stats,
     ToChild,
 )
+from corral.protocol.speech import (
+    AudioChunk,
+    Segment,
+    Speak,
+    SpeechStarted,
+    Transcribe,
+    TranscriptionStarted,
+)
 from corral.supervisor.daemon.sdnotify import CHILD_ENV_DROP
 from corral.supervisor.errors import BadGateway
 
@@ -83,7 +91,8 @@ class ChildExit:
         return f"the model process {how}" + (f"; last log lines: {tail}" if tail else "")
 
 
-RequestEvent = Started | Delta | Embeddings | Scores | Done | Error | ChildFailed
+SpeechEvent = TranscriptionStarted | Segment | SpeechStarted | AudioChunk
+RequestEvent = Started | Delta | Embeddings | Scores | Done | Error | ChildFailed | SpeechEvent
 
 
 class RequestHandle:
@@ -214,7 +223,9 @@ class ChildProcess:
         except (ConnectionError, RuntimeError):
             raise ChildFailed(self._exit_message()) from None
 
-    async def open_request(self, message: Generate | Embed | Rerank) -> RequestHandle:
+    async def open_request(
+        self, message: Generate | Embed | Rerank | Transcribe | Speak
+    ) -> RequestHandle:
         handle = RequestHandle(message.request_id, self)
         self._requests[message.request_id] = handle
         try:
@@ -313,7 +324,7 @@ class ChildProcess:
             handle._put(ChildFailed(f"{self.command.label}: protocol error: {exc}"))
 
     def _dispatch(self, frame: FromChild) -> None:
-        request_frames = Started | Delta | Embeddings | Scores | Done | Error
+        request_frames = Started | Delta | Embeddings | Scores | Done | Error | SpeechEvent
         if isinstance(frame, request_frames) and frame.request_id is not None:
             # A request ends here, not when its reader gets to the frame: a cancelled
             # request's reader may be gone already.

@@ -22,6 +22,8 @@ READ_PER_REQUEST = frozenset(
     {
         "analytics_retention_days",
         "cors_origins",
+        "max_audio_bytes",
+        "max_speech_input",
         "max_tokens_limit",
         "shutdown_grace",
         "sse_ping_interval",

@@ -47,7 +47,7 @@ class ModelPreset(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["llama", "fake", "hf"] = "llama"
+    backend: Literal["llama", "fake", "hf", "whisper", "tts"] = "llama"
     path: Path | None = Field(default=None, description="GGUF file, relative to models_dir")
     repo: str | None = Field(default=None, description="hub repo of the GGUF (with file)")
     file: str | None = Field(default=None, description="GGUF file in repo, from the hub cache")
@@ -217,6 +217,15 @@ class Settings(BaseSettings):
 
     # hub downloads
     hub: HubSettings = HubSettings()
+
+    # speech (the whisper and tts children)
+    speech_models: bool = Field(default=True, description="offer the bundled speech models")
+    speech_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_compute_type: str | None = Field(
+        default=None, description="CTranslate2 compute type; default int8 on CPU, float16 on GPU"
+    )
+    max_audio_bytes: int = Field(default=25_000_000, ge=1024, description="upload limit (413)")
+    max_speech_input: int = Field(default=4096, ge=1, description="characters of text to speak")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

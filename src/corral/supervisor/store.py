@@ -158,12 +158,19 @@ CREATE TRIGGER conversations_fts_delete AFTER DELETE ON conversations BEGIN
 END;
 """
 
-# Append only. The lead's later tables (downloads...) go here as versions 5, 6...
+# Seconds of audio a request transcribed (in) or synthesised (out); NULL for other requests.
+_V5_AUDIO_SECONDS = """
+ALTER TABLE analytics ADD COLUMN audio_seconds_in REAL;
+ALTER TABLE analytics ADD COLUMN audio_seconds_out REAL;
+"""
+
+# Append only. The lead's later tables (downloads...) go here as versions 6, 7...
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "analytics", _sql(_V1_ANALYTICS)),
     Migration(2, "api_keys_users_sessions", _sql(_V2_CREDENTIALS)),
     Migration(3, "conversations", _sql(_V3_CONVERSATIONS)),
     Migration(4, "conversation_search", _sql(_V4_CONVERSATION_SEARCH)),
+    Migration(5, "analytics_audio_seconds", _sql(_V5_AUDIO_SECONDS)),
 )
 
 

@@ -64,6 +64,8 @@ export interface Model {
   progress: number | null;
   error: string | null;
   default: boolean;
+  /** chat, transcription or speech (older servers send none: chat). */
+  kind?: string;
 }
 
 export interface MessageStats {

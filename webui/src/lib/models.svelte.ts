@@ -13,13 +13,23 @@ class Models {
     return this.list.some((m) => m.state === 'loading' || m.state === 'downloading');
   }
 
+  /** The models that answer chat: the picker's list (speech models have their own buttons). */
+  get chat(): Model[] {
+    return this.list.filter((m) => (m.kind ?? 'chat') === 'chat');
+  }
+
+  /** The first model of a speech kind, for the microphone and read-aloud buttons. */
+  firstOfKind(kind: 'transcription' | 'speech'): Model | undefined {
+    return this.list.find((m) => m.kind === kind);
+  }
+
   byId(id: string | null | undefined): Model | undefined {
     return id ? this.list.find((m) => m.id === id) : undefined;
   }
 
   /** The server's default: the model flagged default, else the configured name, else the first. */
   defaultId(configured: string): string {
-    return this.list.find((m) => m.default)?.id ?? (configured || this.list[0]?.id || '');
+    return this.list.find((m) => m.default)?.id ?? (configured || this.chat[0]?.id || '');
   }
 
   async refresh(): Promise<void> {

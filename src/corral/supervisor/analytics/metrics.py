@@ -68,6 +68,13 @@ class Metrics:
             "corral_completion_tokens", "Tokens generated", ["model"], registry=self.registry
         )
 
+        self.audio_seconds = Counter(
+            "corral_audio_seconds",
+            "Seconds of audio transcribed (in) and synthesised (out)",
+            ["model", "direction"],
+            registry=self.registry,
+        )
+
     def observe_request(
         self, group: str, action: str, status: int, seconds: float, facts: RequestFacts
     ) -> None:
@@ -78,6 +85,10 @@ class Metrics:
             self.completion_tokens.labels(facts.model).inc(facts.completion_tokens or 0)
             if facts.ttft_ms is not None:
                 self.ttft.labels(facts.model).observe(facts.ttft_ms / 1000)
+            if facts.audio_seconds_in:
+                self.audio_seconds.labels(facts.model, "in").inc(facts.audio_seconds_in)
+            if facts.audio_seconds_out:
+                self.audio_seconds.labels(facts.model, "out").inc(facts.audio_seconds_out)
 
     def watch_app(self, app: web.Application) -> None:
         def read() -> Iterator[GaugeMetricFamily | CounterMetricFamily]:

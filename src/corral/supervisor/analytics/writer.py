@@ -56,6 +56,8 @@ class AnalyticsRow:
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
     conversation_id: str | None = None
+    audio_seconds_in: float | None = None
+    audio_seconds_out: float | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The row as stored: query string cut off the path (it can carry secrets such as

@@ -14,6 +14,8 @@ class RequestFacts:
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
     conversation_id: str | None = None
+    audio_seconds_in: float | None = None  # transcribed
+    audio_seconds_out: float | None = None  # synthesised
 
     def record_generation(
         self,

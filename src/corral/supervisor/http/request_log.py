@@ -88,5 +88,7 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
                     ttft_ms=facts.ttft_ms,
                     tokens_per_second=facts.tokens_per_second,
                     conversation_id=facts.conversation_id,
+                    audio_seconds_in=facts.audio_seconds_in,
+                    audio_seconds_out=facts.audio_seconds_out,
                 )
             )

@@ -23,6 +23,7 @@ from typing import Literal
 from corral.supervisor.child_process import ChildCommand
 from corral.supervisor.errors import BadRequest, ModelNotFound
 from corral.supervisor.hub.cache import HubCache, hub_cache_dir
+from corral.supervisor.models import speech_models
 from corral.supervisor.models.bundled_embedder import (
     EMBEDDER_ID,
     EMBEDDER_WEIGHTS_BYTES,
@@ -38,6 +39,7 @@ from corral.supervisor.models.demo_model import (
 )
 from corral.supervisor.models.gguf_header import GGUFError, MemoryShape, memory_shape, read_metadata
 from corral.supervisor.models.hf_entries import find_checkpoints, hf_argv, hf_footprint
+from corral.supervisor.models.hub_speech import scan_hub
 from corral.supervisor.models.sampling_defaults import DEMO_SAMPLING, from_gguf, layered
 from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, SamplingDefaults, Settings
 
@@ -59,13 +61,16 @@ CATALOG_SETTINGS = (
     "n_gpu_layers",
     "parallel",
     "kv_park_bytes",
+    "speech_models",
+    "speech_device",
+    "whisper_compute_type",
 )
 # How stale the cached shelf may get for files copied in by hand (Corral's own changes refresh
 # it at once).
 RESCAN_INTERVAL_S = 2.0
 UNKNOWN_SHAPE = MemoryShape(kv_bytes_per_token=None, vocab_size=None)
 
-Source = Literal["file", "hub", "preset", "demo"]
+Source = Literal["file", "hub", "preset", "demo", "bundled"]
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,7 @@ class Catalog:
                 found[item.model_id] = ModelEntry(
                     item.model_id, "hub", ModelPreset(), item.path, item.size, item.repo, item.file
                 )
+        found.update(self._speech_entries())
         if self._settings.demo_model:
             demo = self._demo_dir / DEMO_FILE_NAME
             found[DEMO_MODEL_ID] = ModelEntry(
@@ -199,6 +205,25 @@ class Catalog:
             found[model_id] = ModelEntry(
                 model_id, "preset", preset, path, size, preset.repo, preset.file
             )
+        return found
+
+    def _speech_entries(self) -> dict[str, ModelEntry]:
+        found: dict[str, ModelEntry] = {}
+        for model_id, backend, where, size in speech_models.scan(self.models_dir):
+            if MODEL_ID_PATTERN.match(model_id) and _inside(where, self.models_dir):
+                found[model_id] = ModelEntry(
+                    model_id, "file", ModelPreset(backend=backend), where, size
+                )
+        for item in scan_hub(self.hub.root):
+            if MODEL_ID_PATTERN.match(item.model_id):
+                preset = ModelPreset(backend=item.backend)
+                found[item.model_id] = ModelEntry(
+                    item.model_id, "hub", preset, item.path, item.size, item.repo
+                )
+        if self._settings.speech_models:
+            for model_id, backend, where, size, aliases in speech_models.bundled():
+                preset = ModelPreset(backend=backend, aliases=aliases)
+                found[model_id] = ModelEntry(model_id, "bundled", preset, where, size)
         return found
 
     def _preset_path(self, model_id: str, preset: ModelPreset) -> Path | None:
@@ -233,6 +258,8 @@ class Catalog:
         cache for its context and the compute buffer, sized from the GGUF header."""
         if entry.backend == "hf":
             return hf_footprint(entry.path, entry.preset, bundled=entry.id == EMBEDDER_ID)
+        if entry.backend in speech_models.SPEECH_BACKENDS:
+            return speech_models.footprint(entry.size_bytes)
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
         if entry.backend == "llama":
             n_ctx *= self.parallel(entry)  # every slot may hold a whole context (one shared KV)
@@ -288,6 +315,10 @@ class Catalog:
         if preset.backend == "fake":
             return ChildCommand([*base, "--model-id", entry.id, *preset.args], label=entry.id)
         path = entry.path
+        if preset.backend in speech_models.SPEECH_BACKENDS:
+            if path is None or not path.exists():
+                raise ModelNotFound(f"the model files of '{entry.id}' are missing", param="model")
+            return speech_models.command(entry.id, path, preset, settings)
         if entry.source == "demo" and entry.id == EMBEDDER_ID:
             path = await asyncio.to_thread(ensure_embedder, self._embedder_dir)
         elif entry.source == "demo":

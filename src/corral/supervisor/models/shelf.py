@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,10 @@ class ModelAdmin:
     async def delete(self, model_id: str, *, force: bool) -> dict[str, Any]:
         """Delete a model's files (never outside the models directory and the hub cache)."""
         entry = self.entry(model_id)
-        if entry.source == "demo":
+        if entry.source in ("demo", "bundled"):
+            setting = "demo_model" if entry.source == "demo" else "speech_models"
             raise BadRequest(
-                "the demo model is bundled; set demo_model = false to hide it",
+                f"'{entry.id}' is bundled; set {setting} = false to hide it",
                 param="model",
                 code="not_deletable",
             )
@@ -196,6 +198,14 @@ class ModelAdmin:
 
 
 def _unlink(path: Path) -> int:
+    if path.is_dir():  # a Whisper model directory
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        shutil.rmtree(path)
+        return size
     size = path.stat().st_size if path.is_file() else 0
     path.unlink(missing_ok=True)
+    if path.suffix == ".onnx":  # a Piper voice is the model and its config beside it
+        config = path.with_name(path.name + ".json")
+        size += config.stat().st_size if config.is_file() else 0
+        config.unlink(missing_ok=True)
     return size

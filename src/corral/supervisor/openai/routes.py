@@ -17,13 +17,14 @@ from corral.supervisor.appkeys import (
     SETTINGS,
     STREAMS,
 )
-from corral.supervisor.errors import ModelNotFound
+from corral.supervisor.errors import BadRequest, ModelNotFound
 from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import owner_of, send_sse
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.generation import Generation
 from corral.supervisor.models.hf_entries import capabilities, refuse_unsupported, require
 from corral.supervisor.models.shelf import shelf_status
+from corral.supervisor.models.speech_models import SPEECH_BACKENDS, model_kind
 from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
 from corral.supervisor.openai.schemas import (
     ChatCompletionRequest,
@@ -40,12 +41,15 @@ def model_object(request: web.Request, model_id: str, entry: ModelEntry | None) 
     ``entry`` is None for a model whose files a pull is still fetching."""
     app = request.app
     status = shelf_status(app[MANAGER], app[DOWNLOADS], model_id)
-    created, served = 0, tuple[str, ...]()
+    created, served, kind = 0, tuple[str, ...](), "chat"
     if entry is not None:
         path = entry.path
         created = int(path.stat().st_mtime) if path is not None and path.exists() else 0
         is_embedder = entry.backend == "hf" and entry.source == "demo"
         served = capabilities(entry.backend, entry.path, bundled_embedder=is_embedder)
+        kind = model_kind(entry.backend)
+        if kind == "chat" and served and "chat" not in served:
+            kind = served[0]  # an hf encoder: "embeddings" or "rerank"
     return {
         "id": model_id,
         "object": "model",
@@ -57,6 +61,7 @@ def model_object(request: web.Request, model_id: str, entry: ModelEntry | None) 
         "default": model_id == app[CATALOG].default_model,
         # What the model serves: "chat"/"completion", "embeddings" or "rerank".
         "capabilities": list(served),
+        "kind": kind,
     }
 
 
@@ -114,6 +119,12 @@ async def _generate(
     entry = resolve_for(request, body.model)
     require(entry, kind)  # an embedding model does not chat: a 400 before any load
     refuse_unsupported(entry, body.model_extra)
+    if entry.backend in SPEECH_BACKENDS:
+        raise BadRequest(
+            f"'{entry.id}' is a {model_kind(entry.backend)} model; it does not generate text",
+            param="model",
+            code="wrong_model_kind",
+        )
     request_id = uuid.uuid4().hex
     cid = request.headers.get("X-Conversation-Id")
     generate = body.to_generate(request_id, entry.preset, settings.max_tokens_limit)

@@ -1,0 +1,1 @@
+"""The tts child: Piper (ONNX) on one voice, audio encoded with PyAV."""

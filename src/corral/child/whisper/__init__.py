@@ -1,0 +1,1 @@
+"""The whisper child: faster-whisper (CTranslate2) on one Whisper model directory."""

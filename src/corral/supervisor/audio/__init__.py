@@ -1,0 +1,1 @@
+"""OpenAI audio routes: transcriptions, translations, speech and voices."""
