@@ -130,7 +130,9 @@ def test_the_shelf_is_cached_between_scans(tmp_path: Path) -> None:
     models = tmp_path / "models"
     models.mkdir()
     write_tiny_gguf(models / "one.gguf")
-    settings = load_settings(None, data_dir=tmp_path / "data", models_dir=models, demo_model=False)
+    settings = load_settings(
+        None, data_dir=tmp_path / "data", models_dir=models, demo_model=False, speech_models=False
+    )
     catalog = Catalog(settings)
     catalog.rescan_interval = 3600.0
     assert set(catalog.entries()) == {"one"}
