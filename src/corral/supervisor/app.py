@@ -46,6 +46,7 @@ from corral.supervisor.http import static_ui as webui
 from corral.supervisor.http.client_address import ClientIPResolver
 from corral.supervisor.http.cors import cors_middleware
 from corral.supervisor.http.errors import errors_middleware
+from corral.supervisor.http.origin import origin_middleware
 from corral.supervisor.http.request_log import request_log_middleware
 from corral.supervisor.models import routes as admin_routes
 from corral.supervisor.models.catalog import Catalog
@@ -161,7 +162,13 @@ def create_app(settings: Settings) -> web.Application:
     # errors render what CORS and auth raise.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_log_middleware, errors_middleware, cors_middleware, auth_middleware],
+        middlewares=[
+            request_log_middleware,
+            errors_middleware,
+            cors_middleware,
+            origin_middleware,  # before auth: a forged request is refused whoever it claims
+            auth_middleware,
+        ],
     )
     app[SETTINGS] = LiveSettings(settings)
     app[STARTED_AT] = time.monotonic()

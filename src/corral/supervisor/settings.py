@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = Field(default=20, ge=1)
     login_failure_window: float = Field(default=900.0, gt=0)
     cors_origins: list[str] = []
+    allowed_hosts: list[str] = Field(
+        default=[], description="Host names served besides loopback and IPs; '*' for any"
+    )
     trusted_proxies: list[str] = ["127.0.0.0/8", "::1/128"]
 
     # analytics

@@ -18,17 +18,14 @@ from corral.supervisor.appkeys import (
     STREAMS,
 )
 from corral.supervisor.errors import ModelNotFound
+from corral.supervisor.http.json_body import read_body
 from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import owner_of, send_sse
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.generation import Generation
 from corral.supervisor.models.shelf import downloading_object
 from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
-from corral.supervisor.openai.schemas import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    parse_body,
-)
+from corral.supervisor.openai.schemas import ChatCompletionRequest, CompletionRequest
 from corral.supervisor.streams.resumable import conversation_id, follow
 
 log = logging.getLogger("corral.api")
@@ -92,13 +89,11 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    return await _generate(request, "chat", parse_body(ChatCompletionRequest, await request.read()))
+    return await _generate(request, "chat", await read_body(request, ChatCompletionRequest))
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
-    return await _generate(
-        request, "completion", parse_body(CompletionRequest, await request.read())
-    )
+    return await _generate(request, "completion", await read_body(request, CompletionRequest))
 
 
 async def _generate(

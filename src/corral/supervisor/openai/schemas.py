@@ -6,12 +6,11 @@ fatal) and strict where a wrong value would silently change the answer.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from corral.protocol.messages import (
     ChatMessage,
@@ -199,24 +198,3 @@ class CompletionRequest(_SamplingFields):
             if unsupported:
                 raise BadRequest(f"'{name}' is not supported", param=name, code="unsupported")
         return Generate(request_id=request_id, prompt=prompt, params=self.sampling(preset, limit))
-
-
-def parse_body(model: type[M], raw: bytes) -> M:
-    """Parse a JSON body into ``model``; every failure is a 400 naming the field."""
-    try:
-        data: Any = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object", code="invalid_json")
-    try:
-        parsed = model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(
-            f"{where}: {first['msg']}" if where else first["msg"], param=where or None
-        ) from None
-    if parsed.model_extra:
-        log.debug("ignored request fields: %s", ", ".join(sorted(parsed.model_extra)))
-    return parsed

@@ -1,0 +1,37 @@
+"""In-process supervisors for HTTP behaviour tests: ``create_app`` with fake children.
+
+The app is the real one (every middleware, route and the real model manager); the models are
+fake children that speak the real protocol, so tests are fast and need no weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from corral.supervisor.settings import ModelPreset, Settings
+
+FAKE_MODELS = {
+    "fake": ModelPreset(backend="fake"),
+    "fake-slow": ModelPreset(
+        backend="fake", args=["--tokens-per-second", "40", "--reply-tokens", "100000"]
+    ),
+    "fake-slow-load": ModelPreset(backend="fake", args=["--load-delay", "3.0"]),
+}
+
+# What a JSON POST from the openai client (or the web UI) sends.
+JSON = {"Content-Type": "application/json"}
+
+
+def inproc_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "models_dir": tmp_path / "models",
+        "demo_model": False,
+        "default_model": "fake",
+        "models": FAKE_MODELS,
+        "shutdown_grace": 5.0,
+        **overrides,
+    }
+    (tmp_path / "models").mkdir(exist_ok=True)
+    return Settings(**values)
