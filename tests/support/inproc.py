@@ -6,6 +6,8 @@ fake children that speak the real protocol, so tests are fast and need no weight
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +37,12 @@ def inproc_settings(tmp_path: Path, **overrides: Any) -> Settings:
     }
     (tmp_path / "models").mkdir(exist_ok=True)
     return Settings(**values)
+
+
+async def eventually(condition: Callable[[], bool], *, seconds: float = 10.0) -> None:
+    """Wait for ``condition`` (polled every 10 ms), failing the test after ``seconds``."""
+    for _ in range(int(seconds * 100)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"condition not met within {seconds} s")

@@ -30,6 +30,7 @@ from yarl import URL
 from corral.supervisor.appkeys import CLIENT_IP, SETTINGS
 from corral.supervisor.errors import Forbidden
 from corral.supervisor.http.client_address import parse_address
+from corral.supervisor.http.headers import header
 from corral.supervisor.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -72,11 +73,11 @@ def _own_authority(request: web.Request) -> tuple[str, str | None]:
     """(scheme, authority) the client used: forwarded by a trusted proxy, else our own."""
     peer = parse_address(request.remote)
     if peer is not None and request.app[CLIENT_IP].is_trusted(peer):
-        forwarded_host = request.headers.get("X-Forwarded-Host")
+        forwarded_host = header(request, "X-Forwarded-Host")
         if forwarded_host:
-            proto = request.headers.get("X-Forwarded-Proto", request.scheme)
+            proto = header(request, "X-Forwarded-Proto") or request.scheme
             return proto.split(",")[0].strip().lower(), forwarded_host.split(",")[0].strip()
-    return request.scheme, request.headers.get("Host")
+    return request.scheme, header(request, "Host")
 
 
 def _default_port(scheme: str) -> int | None:
@@ -101,7 +102,7 @@ def origin_allowed(request: web.Request, origin: str, settings: Settings) -> boo
 @web.middleware
 async def origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[SETTINGS].current
-    host = request.headers.get("Host")
+    host = header(request, "Host")
     if host is not None and request.path not in _HOST_EXEMPT:
         parsed = split_host(host, None)
         if parsed is None or not host_allowed(parsed[0], settings):
@@ -109,7 +110,7 @@ async def origin_middleware(request: web.Request, handler: Handler) -> web.Strea
                 "this server does not answer to that host name; add it to allowed_hosts",
                 code="host_not_allowed",
             )
-    origin = request.headers.get("Origin")
+    origin = header(request, "Origin")
     if request.method not in _SAFE_METHODS:
         cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
         if (origin is not None and not origin_allowed(request, origin, settings)) or (

@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 
 from corral.supervisor.analytics.writer import AnalyticsRow
 from corral.supervisor.appkeys import ANALYTICS, CLIENT_IP, FACTS, METRICS, PRINCIPAL
+from corral.supervisor.http.headers import header, header_values
 from corral.supervisor.http.request_facts import RequestFacts
 
 _ROUTE_GROUPS = (
@@ -51,7 +52,7 @@ def route_action(request: web.Request) -> str:
 @web.middleware
 async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
-    forwarded = request.headers.getall("X-Forwarded-For", [])
+    forwarded = header_values(request, "X-Forwarded-For")
     facts = RequestFacts(client_ip=request.app[CLIENT_IP].resolve(request.remote, forwarded))
     request[FACTS] = facts
     status = 500
@@ -81,7 +82,7 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
                     route_group=group,
                     action=action,
                     client_ip=facts.client_ip,
-                    user_agent=request.headers.get("User-Agent"),
+                    user_agent=header(request, "User-Agent"),
                     model=facts.model,
                     prompt_tokens=facts.prompt_tokens,
                     completion_tokens=facts.completion_tokens,
