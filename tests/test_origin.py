@@ -19,24 +19,12 @@ from aiohttp.test_utils import TestClient
 
 from corral.supervisor.app import create_app
 from corral.supervisor.settings import ApiKeyConfig
-from tests.support.inproc import JSON, inproc_settings
+from tests.support.inproc import JSON, inproc_settings, state_changing_routes
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 EVIL = "http://evil.example"
 ADMIN_KEY = "sk-test-admin-key-0123456789"
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
-
-
-def state_changing_routes(app: web.Application) -> list[tuple[str, str]]:
-    """(method, path) of every route that is not GET/HEAD, with placeholders filled in."""
-    routes = []
-    for route in app.router.routes():
-        if route.method in ("GET", "HEAD", "OPTIONS", "*"):
-            continue
-        info = route.resource.get_info() if route.resource is not None else {}
-        path = info.get("path") or info.get("formatter", "")
-        routes.append((route.method, path.replace("{cid}", "c1").replace("{model}", "fake")))
-    return sorted(set(routes))
 
 
 async def test_every_state_changing_route_refuses_a_foreign_origin(

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from corral.supervisor.settings import ModelPreset, Settings
 
 FAKE_MODELS = {
@@ -46,3 +48,15 @@ async def eventually(condition: Callable[[], bool], *, seconds: float = 10.0) ->
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"condition not met within {seconds} s")
+
+
+def state_changing_routes(app: web.Application) -> list[tuple[str, str]]:
+    """(method, path) of every route that is not GET/HEAD, with placeholders filled in."""
+    routes = []
+    for route in app.router.routes():
+        if route.method in ("GET", "HEAD", "OPTIONS", "*"):
+            continue
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter", "")
+        routes.append((route.method, path.replace("{cid}", "c1").replace("{model}", "fake")))
+    return sorted(set(routes))

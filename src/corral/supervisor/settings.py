@@ -29,7 +29,7 @@ def _default_data_dir() -> Path:
 
 
 class SamplingDefaults(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     temperature: float | None = None
     top_p: float | None = None
@@ -42,7 +42,7 @@ class SamplingDefaults(BaseModel):
 class ModelPreset(BaseModel):
     """A model named in the config file, with its own settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     backend: Literal["llama", "fake"] = "llama"
     path: Path | None = Field(default=None, description="GGUF file, relative to models_dir")
@@ -121,7 +121,7 @@ class UiDefaults(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CORRAL_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="CORRAL_", env_nested_delimiter="__", extra="forbid", allow_inf_nan=False
     )
 
     host: str = "127.0.0.1"

@@ -97,6 +97,14 @@ class LlamaBackend:
         params = job.request.params
         prompt, template_stops = self._prompt_tokens(job.request)
         n_ctx = llama.n_ctx()
+        if not prompt:  # llama.cpp asserts on an empty batch; a model without BOS gets one
+            raise RequestFailed("invalid_request", "the prompt is empty: it has no tokens")
+        if params.logit_bias and max(params.logit_bias) >= llama.n_vocab():
+            raise RequestFailed(
+                "invalid_request",
+                f"logit_bias names token {max(params.logit_bias)}; the vocabulary has "
+                f"{llama.n_vocab()} tokens",
+            )
         if len(prompt) >= n_ctx:
             raise RequestFailed(
                 "context_length_exceeded",

@@ -92,6 +92,9 @@ class AnalyticsFilters:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
+MAX_OFFSET = 1 << 62  # SQLite integers are 64-bit; a larger offset overflowed into a 500
+
+
 def page_from_params(params: Mapping[str, str]) -> tuple[int, int]:
     """``limit`` (1..500, default 50) and ``offset`` (>= 0) from query parameters."""
     try:
@@ -99,8 +102,8 @@ def page_from_params(params: Mapping[str, str]) -> tuple[int, int]:
         offset = int(params.get("offset") or 0)
     except ValueError:
         raise ValueError("limit and offset must be integers") from None
-    if offset < 0:
-        raise ValueError("offset must not be negative")
+    if offset < 0 or offset > MAX_OFFSET:
+        raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
     return max(1, min(limit, MAX_PAGE)), offset
 
 
