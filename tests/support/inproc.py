@@ -21,7 +21,11 @@ FAKE_MODELS = {
         backend="fake", args=["--tokens-per-second", "40", "--reply-tokens", "100000"]
     ),
     "fake-slow-load": ModelPreset(backend="fake", args=["--load-delay", "3.0"]),
+    "fake-bad-load": ModelPreset(backend="fake", args=["--fail-load"]),
+    "fake-long": ModelPreset(backend="fake", args=["--reply-tokens", "100000"]),
 }
+# As the daemon runs it: a client that disconnects cancels its handler.
+SERVER = {"handler_cancellation": True}
 
 # What a JSON POST from the openai client (or the web UI) sends.
 JSON = {"Content-Type": "application/json"}

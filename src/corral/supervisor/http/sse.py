@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
 from corral.supervisor.appkeys import PRINCIPAL
+from corral.supervisor.errors import CorralError
 
+DONE_EVENT = b"data: [DONE]\n\n"
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
+
+
+def sse_error(exc: CorralError) -> bytes:
+    """An error as an SSE event, for a stream whose status line has already been sent."""
+    return b"data: " + json.dumps(exc.body(), separators=(",", ":")).encode() + b"\n\n"
 
 
 def owner_of(request: web.Request) -> str | None:
@@ -36,7 +44,12 @@ async def send_sse(
     async with contextlib.aclosing(chunks):
         await response.prepare(request)
         with contextlib.suppress(ConnectionResetError):
-            async for chunk in chunks:
-                await response.write(chunk)
+            try:
+                async for chunk in chunks:
+                    await response.write(chunk)
+            except CorralError as exc:
+                # After the status line, an error can only be an event: never a JSON body
+                # that the error middleware would write into the middle of the stream.
+                await response.write(sse_error(exc) + DONE_EVENT)
             await response.write_eof()
     return response

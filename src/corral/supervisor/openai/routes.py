@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -164,20 +165,21 @@ async def _resumable(
     streams = request.app[STREAMS]
     request[FACTS].conversation_id = cid
     session = await streams.open(cid, owner_of(request), generation.entry.id)
-    try:
-        await generation.start()
-    except BaseException:
-        session.finish("failed")
-        raise
     ids = ResponseIds.new(kind, generation.request_id, generation.entry.id)
     ping = request.app[SETTINGS].current.sse_ping_interval
-    streams.start(
+    # Attached before the producer runs: offset 0 is then always ours to read, however fast
+    # the model is (a reader that falls behind later is told so in the stream).
+    chunks = follow(session, 0)
+    started = streams.start(
         session,
         generation,
         sse_body(generation, ids, include_usage=body.include_usage, ping_interval=ping),
     )
+    # The wait for the model (a load, or room) happens in the producer: a client that leaves
+    # now cancels only this wait. A failed start, or a stop during it, is this POST's answer.
+    await asyncio.shield(started)
     # A disconnect (failed write or handler cancellation) ends only this follower.
-    response = await send_sse(request, follow(session, 0), {"X-Conversation-Id": cid})
+    response = await send_sse(request, chunks, {"X-Conversation-Id": cid})
     if generation.done is not None:
         record_facts(request[FACTS], generation)
     return response

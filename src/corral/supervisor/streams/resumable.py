@@ -22,8 +22,10 @@ from corral.supervisor.errors import (
     RangeNotSatisfiable,
     ServiceUnavailable,
 )
+from corral.supervisor.http.sse import DONE_EVENT, sse_error
 from corral.supervisor.models.generation import Generation
 from corral.supervisor.openai.format import PING
+from corral.supervisor.streams.replay import replay
 from corral.supervisor.streams.ring import OffsetAhead, OffsetGone, StreamOffsetError
 from corral.supervisor.streams.sessions import (
     InvalidConversationId,
@@ -65,13 +67,20 @@ def conversation_id(raw: str) -> str:
 def follow(session: StreamSession, offset: int) -> AsyncGenerator[bytes, None]:
     """Start following ``session`` at ``offset``; offset errors are raised here, before any byte."""
     try:
-        return session.follow(offset)
+        return replay(session, session.follow(offset))
     except OffsetGone as exc:
         raise BadRequest(str(exc), param="from", code="offset_gone") from None
     except OffsetAhead as exc:
         raise RangeNotSatisfiable(str(exc), param="from") from None
     except StreamOffsetError as exc:
         raise BadRequest(str(exc), param="from", code="invalid_offset") from None
+
+
+def _stopped_before_start() -> Conflict:
+    return Conflict(
+        "the generation was stopped (or replaced) before its model was ready",
+        code="stream_stopped",
+    )
 
 
 def _cancel(task: asyncio.Task[None]) -> None:
@@ -103,20 +112,35 @@ class Streams:
 
     def start(
         self, session: StreamSession, generation: Generation, body: AsyncGenerator[bytes, None]
-    ) -> None:
+    ) -> asyncio.Future[None]:
+        """Run the generation for ``session`` in a task of its own, from the wait for its model
+        on: a client that leaves while the model loads (a reload, a phone switching apps) must
+        not take the generation with it. The future resolves once the model has started the
+        generation, or holds the error that kept it from starting, for the POST to answer."""
+        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Read the outcome even when no POST waits for it any more: no "never retrieved" noise.
+        started.add_done_callback(lambda f: f.cancelled() or f.exception())
+        task = asyncio.create_task(
+            self._produce(session, generation, body, started),
+            name=f"stream:{session.conversation_id}",
+        )
         # A task cancelled before its first step never runs its body, so its ``finally`` would
         # not close the generation: the done callback does it then.
-        task = asyncio.create_task(
-            self._produce(session, generation, body), name=f"stream:{session.conversation_id}"
-        )
-        task.add_done_callback(lambda t: self._closed_unstarted(t, session, generation))
+        task.add_done_callback(lambda t: self._closed_unstarted(t, session, generation, started))
         self._producers.add(task)
         task.add_done_callback(self._producers.discard)
         session.set_canceller(lambda: _cancel(task))
+        return started
 
     def _closed_unstarted(
-        self, task: asyncio.Task[None], session: StreamSession, generation: Generation
+        self,
+        task: asyncio.Task[None],
+        session: StreamSession,
+        generation: Generation,
+        started: asyncio.Future[None],
     ) -> None:
+        if not started.done():
+            started.set_exception(_stopped_before_start())
         if task.cancelled() and generation.done is None:
             session.finish("cancelled")
             closing = asyncio.create_task(generation.close())  # idempotent if it ran
@@ -124,16 +148,32 @@ class Streams:
             closing.add_done_callback(self._producers.discard)
 
     async def _produce(
-        self, session: StreamSession, generation: Generation, body: AsyncGenerator[bytes, None]
+        self,
+        session: StreamSession,
+        generation: Generation,
+        body: AsyncGenerator[bytes, None],
+        started: asyncio.Future[None],
     ) -> None:
         state: SessionState = "failed"
         try:
+            try:
+                await generation.start()
+            except CorralError as exc:
+                started.set_exception(exc)
+                # A reader that re-attaches learns why, as the POST did from its status.
+                session.append(with_event_id(sse_error(exc), session.end))
+                session.append(with_event_id(DONE_EVENT, session.end))
+                await body.aclose()
+                return
+            started.set_result(None)
             async with contextlib.aclosing(body):
                 async for chunk in body:
                     session.append(chunk if chunk == PING else with_event_id(chunk, session.end))
             state = "done" if generation.done is not None else "failed"
         except asyncio.CancelledError:
             state = "cancelled"
+            if not started.done():
+                started.set_exception(_stopped_before_start())
         except SessionClosed:
             return  # replaced, stopped or shut down: the session is final already
         except CorralError as exc:
