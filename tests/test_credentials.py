@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,14 @@ def test_password_hashing_is_argon2id(cheap_passwords: PasswordHashing) -> None:
     assert PasswordHashing().needs_rehash(stored)  # the defaults are stronger
 
 
+def without_uid(principal: Principal | None) -> Principal | None:
+    """A user's uid is random; the tests of who it is compare the rest."""
+    if principal is None:
+        return None
+    assert principal.uid.startswith("user#")
+    return dataclasses.replace(principal, uid="")
+
+
 # -- API keys ----------------------------------------------------------------------------
 
 
@@ -101,7 +110,7 @@ def test_created_key_verifies_and_only_its_hash_is_stored(creds: Credentials, st
     key = creds.create_key("ci-bot", models=["qwen", "llama"])
     assert key.startswith("crl-")
     principal = creds.verify(key)
-    assert principal == Principal("ci-bot", "key", False, frozenset({"qwen", "llama"}))
+    assert principal == Principal("ci-bot", "key", False, frozenset({"qwen", "llama"}), "key#1")
     assert principal.allows_model("qwen")
     assert not principal.allows_model("other")
     assert key.encode() not in _db_bytes(store)
@@ -169,8 +178,10 @@ def test_config_keys_plaintext_and_hashed(store: Store, cheap_passwords: Passwor
             ConfigKey.from_hash("cfg2", "sha256:" + token_hash(hashed_secret), models=["qwen"]),
         ],
     )
-    assert creds.verify(plain) == Principal("cfg", "config", True, None)
-    assert creds.verify(hashed_secret) == Principal("cfg2", "config", False, frozenset({"qwen"}))
+    assert creds.verify(plain) == Principal("cfg", "config", True, None, "config:cfg")
+    assert creds.verify(hashed_secret) == Principal(
+        "cfg2", "config", False, frozenset({"qwen"}), "config:cfg2"
+    )
     assert creds.verify(plain + "x") is None
     assert creds.auth_configured()
     with pytest.raises(ValueError, match="in the config"):
@@ -208,7 +219,7 @@ def test_users(creds: Credentials, store: Store) -> None:
         creds.add_user("ann", PASSWORD)
     with pytest.raises(ValueError, match="at least"):
         creds.add_user("bob", "short")
-    assert creds.verify_password("ann", PASSWORD) == Principal("ann", "user", True)
+    assert without_uid(creds.verify_password("ann", PASSWORD)) == Principal("ann", "user", True)
     assert creds.verify_password("ann", "wrong password") is None
     assert creds.verify_password("nobody", PASSWORD) is None
     assert [(u.name, u.admin) for u in creds.list_users()] == [("ann", True)]
@@ -221,7 +232,7 @@ def test_login_logout_and_expiry(creds: Credentials, clock: Clock) -> None:
     assert session is not None
     assert session.token.startswith("crs-")
     assert session.expires_at == clock.now + 3600
-    assert creds.verify(session.token) == Principal("ann", "user", False)
+    assert without_uid(creds.verify(session.token)) == Principal("ann", "user", False)
     assert creds.login("ann", "wrong password", "81.2.69.160") is None
     assert creds.logout(session.token)
     assert creds.verify(session.token) is None

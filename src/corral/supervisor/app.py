@@ -55,6 +55,7 @@ from corral.supervisor.openai import routes as openai_routes
 from corral.supervisor.settings import LiveSettings, Settings
 from corral.supervisor.store import Store
 from corral.supervisor.streams import routes as stream_routes
+from corral.supervisor.streams.quota import OwnerQuota
 from corral.supervisor.streams.resumable import Streams
 from corral.supervisor.streams.sessions import SessionRegistry
 
@@ -124,13 +125,13 @@ async def _models(app: web.Application) -> AsyncIterator[None]:
 
 async def _streams(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS].current
-    streams = Streams(
-        SessionRegistry(
-            ring_capacity=settings.stream_buffer_bytes,
-            total_capacity=settings.stream_total_bytes,
-            ttl=settings.stream_ttl,
-        )
+    registry = SessionRegistry(
+        ring_capacity=settings.stream_buffer_bytes,
+        total_capacity=settings.stream_total_bytes,
+        ttl=settings.stream_ttl,
     )
+    per_owner = settings.stream_bytes_per_owner or settings.stream_total_bytes // 4
+    streams = Streams(registry, OwnerQuota(registry, max(per_owner, registry.ring_capacity)))
     app[STREAMS] = streams
 
     async def sweep() -> None:

@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     # resumable streams
     stream_buffer_bytes: int = Field(default=4 << 20, ge=4096, description="ring per stream")
     stream_total_bytes: int = Field(default=256 << 20, ge=4096, description="all streams")
+    stream_bytes_per_owner: int | None = Field(
+        default=None, ge=4096, description="one key's or user's streams; default: a quarter"
+    )
     stream_ttl: float = Field(default=300.0, ge=0, description="seconds a finished stream is kept")
 
     # access control

@@ -132,11 +132,33 @@ CREATE TABLE conversations (
 CREATE INDEX conversations_owner_updated_at ON conversations (owner, updated_at);
 """
 
+# Conversations belong to a user's or key's stable id, not its name (a name can be given out
+# again). A user's id is a random uid, as SQLite reuses the row id of a deleted last row; a
+# key's is its row id (revoked keys stay in the table). Rows of users and live keys that
+# exist move over; the others belonged to nobody any more.
+_V4_OWNER_IDS = """
+ALTER TABLE users ADD COLUMN uid TEXT;
+UPDATE users SET uid = lower(hex(randomblob(12)));
+CREATE UNIQUE INDEX users_uid ON users (uid);
+UPDATE conversations SET owner = 'user#' || (
+    SELECT uid FROM users WHERE users.name = substr(conversations.owner, 6)
+) WHERE owner LIKE 'user:%'
+    AND EXISTS (SELECT 1 FROM users WHERE users.name = substr(conversations.owner, 6));
+UPDATE conversations SET owner = 'key#' || (
+    SELECT id FROM api_keys
+    WHERE api_keys.name = substr(conversations.owner, 5) AND revoked_at IS NULL
+) WHERE owner LIKE 'key:%' AND EXISTS (
+    SELECT 1 FROM api_keys
+    WHERE api_keys.name = substr(conversations.owner, 5) AND revoked_at IS NULL
+);
+"""
+
 # Append only. The lead's later tables (downloads...) go here as versions 4, 5...
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "analytics", _sql(_V1_ANALYTICS)),
     Migration(2, "api_keys_users_sessions", _sql(_V2_CREDENTIALS)),
     Migration(3, "conversations", _sql(_V3_CONVERSATIONS)),
+    Migration(4, "conversation_owner_ids", _sql(_V4_OWNER_IDS)),
 )
 
 

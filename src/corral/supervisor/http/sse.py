@@ -29,7 +29,8 @@ def owner_of(request: web.Request) -> str | None:
     principal = request.get(PRINCIPAL)
     if principal is None or principal.kind == "anonymous":
         return None
-    return f"{principal.kind}:{principal.name}"
+    owner: str = principal.owner
+    return owner
 
 
 async def send_sse(

@@ -25,6 +25,7 @@ from corral.supervisor.errors import (
 from corral.supervisor.http.sse import DONE_EVENT, sse_error
 from corral.supervisor.models.generation import Generation
 from corral.supervisor.openai.format import PING
+from corral.supervisor.streams.quota import OwnerQuota
 from corral.supervisor.streams.replay import replay
 from corral.supervisor.streams.ring import OffsetAhead, OffsetGone, StreamOffsetError
 from corral.supervisor.streams.sessions import (
@@ -92,9 +93,12 @@ class Streams:
     """The registry plus the producer tasks it runs; one per application."""
 
     registry: SessionRegistry
+    quota: OwnerQuota | None = None
     _producers: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def open(self, cid: str, owner: str | None, model: str) -> StreamSession:
+        if self.quota is not None:
+            self.quota.admit(cid, owner)
         try:
             return await self.registry.create(cid, owner, model)
         except SessionOwnedByOther:
