@@ -203,6 +203,10 @@ class Conversations:
         self.limits = limits or Limits()
         self._clock = clock
 
+    @property
+    def store(self) -> Store:
+        return self._store
+
     # -- public, async -------------------------------------------------------------------
 
     async def summaries(self, owner: str) -> list[ConversationSummary]:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from corral.supervisor.appkeys import (
     CATALOG,
+    CONVERSATIONS,
     DOWNLOADS,
     FACTS,
     MANAGER,
@@ -18,6 +19,8 @@ from corral.supervisor.appkeys import (
     SETTINGS,
     STREAMS,
 )
+from corral.supervisor.conversations.answers import AnswerRecorder
+from corral.supervisor.conversations.store import owner_for
 from corral.supervisor.errors import ModelNotFound
 from corral.supervisor.http.json_body import read_body
 from corral.supervisor.http.request_facts import RequestFacts
@@ -170,10 +173,18 @@ async def _resumable(
     # Attached before the producer runs: offset 0 is then always ours to read, however fast
     # the model is (a reader that falls behind later is told so in the stream).
     chunks = follow(session, 0)
+    answer = answer_recorder(request, cid) if kind == "chat" else None
     started = streams.start(
         session,
         generation,
-        sse_body(generation, ids, include_usage=body.include_usage, ping_interval=ping),
+        sse_body(
+            generation,
+            ids,
+            include_usage=body.include_usage,
+            ping_interval=ping,
+            on_text=answer.add if answer is not None else None,
+        ),
+        (lambda state: answer.save(generation, state)) if answer is not None else None,
     )
     # The wait for the model (a load, or room) happens in the producer: a client that leaves
     # now cancels only this wait. A failed start, or a stop during it, is this POST's answer.
@@ -183,6 +194,14 @@ async def _resumable(
     if generation.done is not None:
         record_facts(request[FACTS], generation)
     return response
+
+
+def answer_recorder(request: web.Request, cid: str) -> AnswerRecorder | None:
+    """Who saves the answer into the stored conversation ``cid`` when the generation ends."""
+    conversations = request.app.get(CONVERSATIONS)
+    if conversations is None:
+        return None
+    return AnswerRecorder(conversations, owner_for(request.get(PRINCIPAL)), cid)
 
 
 def setup(app: web.Application) -> None:

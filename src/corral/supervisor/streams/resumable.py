@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from corral.supervisor.errors import (
@@ -115,7 +115,11 @@ class Streams:
             raise ServiceUnavailable("the server is shutting down") from None
 
     def start(
-        self, session: StreamSession, generation: Generation, body: AsyncGenerator[bytes, None]
+        self,
+        session: StreamSession,
+        generation: Generation,
+        body: AsyncGenerator[bytes, None],
+        on_end: Callable[[SessionState], Awaitable[object]] | None = None,
     ) -> asyncio.Future[None]:
         """Run the generation for ``session`` in a task of its own, from the wait for its model
         on: a client that leaves while the model loads (a reload, a phone switching apps) must
@@ -125,7 +129,7 @@ class Streams:
         # Read the outcome even when no POST waits for it any more: no "never retrieved" noise.
         started.add_done_callback(lambda f: f.cancelled() or f.exception())
         task = asyncio.create_task(
-            self._produce(session, generation, body, started),
+            self._produce(session, generation, body, started, on_end),
             name=f"stream:{session.conversation_id}",
         )
         # A task cancelled before its first step never runs its body, so its ``finally`` would
@@ -157,6 +161,7 @@ class Streams:
         generation: Generation,
         body: AsyncGenerator[bytes, None],
         started: asyncio.Future[None],
+        on_end: Callable[[SessionState], Awaitable[object]] | None = None,
     ) -> None:
         state: SessionState = "failed"
         try:
@@ -185,6 +190,8 @@ class Streams:
         finally:
             await generation.close()
             session.finish(state)
+            if on_end is not None:
+                await on_end(session.state)  # after finish: readers are not kept waiting
 
     def get(self, cid: str, owner: str | None) -> StreamSession:
         session = self.registry.get(cid, owner)
