@@ -90,6 +90,9 @@ class ApiKeyConfig(BaseModel):
     def _one_secret(self) -> ApiKeyConfig:
         if (self.key is None) == (self.key_sha256 is None):
             raise ValueError(f"api key {self.name!r}: give exactly one of key or key_sha256")
+        digest = (self.key_sha256 or "0" * 64).strip().lower().removeprefix("sha256:")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"api key {self.name!r}: key_sha256 must be 64 hex digits")
         return self
 
 
@@ -194,6 +197,14 @@ class Settings(BaseSettings):
     hub: HubSettings = HubSettings()
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("api_keys")
+    @classmethod
+    def _unique_key_names(cls, keys: list[ApiKeyConfig]) -> list[ApiKeyConfig]:
+        names = [k.name for k in keys]
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"api key names must be unique: {', '.join(duplicates)}")
+        return keys
 
     @field_validator("data_dir", "models_dir")
     @classmethod
