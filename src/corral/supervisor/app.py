@@ -88,9 +88,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     async def daily() -> None:
         while True:
             days = app[SETTINGS].current.analytics_retention_days
-            await asyncio.to_thread(app[QUERIES].delete_older_than, days)
-            await asyncio.to_thread(credentials.delete_expired_sessions)
-            geoip.reload_if_changed()
+            try:
+                await asyncio.to_thread(app[QUERIES].delete_older_than, days)
+                await asyncio.to_thread(credentials.delete_expired_sessions)
+                geoip.reload_if_changed()
+            except Exception:  # a locked database today must not end the sweeps for good
+                log.exception("daily housekeeping failed; it runs again tomorrow")
             await asyncio.sleep(DAY)
 
     housekeeping = asyncio.create_task(daily(), name="daily-housekeeping")
@@ -160,13 +163,13 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     # Outermost first: the request log sees the final status of everything, errors included;
-    # errors render what CORS and auth raise.
+    # errors render what the origin check and auth raise.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             request_log_middleware,
+            cors_middleware,  # outside errors: error responses carry CORS headers too
             errors_middleware,
-            cors_middleware,
             origin_middleware,  # before auth: a forged request is refused whoever it claims
             auth_middleware,
         ],

@@ -187,7 +187,8 @@ class AnalyticsQueries:
         with db.atomic():
             totals = self._all(
                 "SELECT COUNT(*) AS requests,"
-                " COALESCE(SUM(status >= 400), 0) AS errors,"
+                # 499 (the client closed the connection) is not an error of ours.
+                " COALESCE(SUM(status >= 400 AND status != 499), 0) AS errors,"
                 " COALESCE(SUM(status >= 500), 0) AS server_errors,"
                 " COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,"
                 " COALESCE(SUM(completion_tokens), 0) AS completion_tokens,"
@@ -210,7 +211,10 @@ class AnalyticsQueries:
                 "totals": totals,
                 "by_country": self._breakdown("country", "", where, args),
                 "by_group": self._breakdown(
-                    "route_group", ", COALESCE(SUM(status >= 400), 0) AS errors", where, args
+                    "route_group",
+                    ", COALESCE(SUM(status >= 400 AND status != 499), 0) AS errors",
+                    where,
+                    args,
                 ),
                 "by_principal": self._breakdown(
                     "principal",
@@ -233,7 +237,8 @@ class AnalyticsQueries:
                 "timeline": fill_timeline(
                     self._all(
                         "SELECT CAST(ts / ? AS INTEGER) * ? AS ts, COUNT(*) AS requests,"
-                        " COALESCE(SUM(status >= 400), 0) AS errors,"
+                        # 499 (the client closed the connection) is not an error of ours.
+                        " COALESCE(SUM(status >= 400 AND status != 499), 0) AS errors,"
                         " COALESCE(SUM(completion_tokens), 0) AS completion_tokens"
                         f" FROM analytics{where} GROUP BY 1 ORDER BY 1",
                         [step, step, *args],

@@ -32,6 +32,7 @@ __all__ = ["AnalyticsRow", "AnalyticsWriter", "Enricher", "make_enricher"]
 log = logging.getLogger("corral.analytics")
 
 MAX_PATH_CHARS = 512
+MAX_BUSY_RETRIES = 5  # times a batch waits for a locked database before it is counted lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ class AnalyticsWriter:
         self.dropped = 0  # rows refused because the queue was full or the writer closed
         self.written = 0
         self.failed = 0  # rows lost because a batch could not be written
+        self._busy_retries = 0
         self._drop_logged_at = -math.inf
 
     @property
@@ -200,10 +202,27 @@ class AnalyticsWriter:
     async def _write(self, batch: list[AnalyticsRow]) -> None:
         try:
             bad = await asyncio.to_thread(self._insert, batch)
+        except sqlite3.OperationalError as exc:
+            # Locked by another process (a backup, the CLI) past the busy timeout: the rows go
+            # back to the front of the queue and are tried again a little later, a few times.
+            self._busy_retries += 1
+            if self._busy_retries <= MAX_BUSY_RETRIES:
+                room = self.max_queue - len(self._queue)
+                self._queue.extendleft(reversed(batch[:room]))
+                self.failed += max(0, len(batch) - room)
+                log.warning("analytics: database busy (%s); the batch waits", exc)
+                await asyncio.sleep(self.flush_interval)
+                return
+            self.failed += len(batch)
+            log.error(
+                "analytics: database busy %d times; %d rows lost", self._busy_retries, len(batch)
+            )
+            self._busy_retries = 0
         except Exception:
             self.failed += len(batch)
             log.exception("analytics: a batch of %d rows could not be written", len(batch))
         else:
+            self._busy_retries = 0
             self.failed += bad
             self.written += len(batch) - bad
 
@@ -225,7 +244,7 @@ class AnalyticsWriter:
             with db.atomic():
                 table.insert_all(records, batch_size=max(len(records), 1))
         except sqlite3.OperationalError:
-            raise  # the database is locked or gone: every row would fail alike
+            raise  # the database is locked or gone: every row would fail alike (see _write)
         except Exception:
             # One row the database refuses must not cost the others: write them one by one.
             log.warning("analytics: a batch failed; writing its %d rows one by one", len(records))

@@ -8,6 +8,7 @@ waits on the disk: the writer's queue is bounded and drops (and counts) rows whe
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from corral.supervisor.appkeys import ANALYTICS, CLIENT_IP, FACTS, METRICS, PRIN
 from corral.supervisor.http.headers import header, header_values
 from corral.supervisor.http.request_facts import RequestFacts
 
+CLIENT_CLOSED = 499
 _ROUTE_GROUPS = (
     ("/v1/stream", "streams"),
     ("/v1/", "openai"),
@@ -59,9 +61,16 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     try:
         response = await handler(request)
         status = response.status
+        if status == 200 and response.prepared and request.transport is None:
+            status = CLIENT_CLOSED  # a stream the client left: its body never arrived whole
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        # The client went away (a closed tab, an aborted SDK call) and its handler was
+        # cancelled: nginx's 499 "client closed", not one of our errors.
+        status = CLIENT_CLOSED
         raise
     finally:
         latency = time.perf_counter() - started

@@ -102,9 +102,9 @@ class Streams:
         try:
             return await self.registry.create(cid, owner, model)
         except SessionOwnedByOther:
-            raise Conflict(
-                "this conversation id is in use by another client", code="conversation_in_use"
-            ) from None
+            # As for every other route: another owner's session is indistinguishable from
+            # none. A 409 told a caller that the id exists.
+            raise NotFound(f"no stream for conversation '{cid}' may be started here") from None
         except SessionCapacityExceeded:
             raise ServiceUnavailable(
                 "too many resumable streams are buffered; try again shortly",
