@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     child_stop_timeout: float = Field(default=10.0, gt=0)
     shutdown_grace: float = Field(default=30.0, ge=0)
     sse_ping_interval: float = Field(default=15.0, gt=0)
+    http_idle_timeout: float = Field(
+        default=75.0, gt=0, description="seconds an idle or half-sent connection is kept"
+    )
 
     # resumable streams
     stream_buffer_bytes: int = Field(default=4 << 20, ge=4096, description="ring per stream")
