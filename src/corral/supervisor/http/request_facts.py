@@ -14,6 +14,7 @@ class RequestFacts:
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
     conversation_id: str | None = None
+    client_closed: bool = False  # the client left before the response was complete
 
     def record_generation(
         self,

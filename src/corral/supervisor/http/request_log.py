@@ -61,7 +61,7 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     try:
         response = await handler(request)
         status = response.status
-        if status == 200 and response.prepared and request.transport is None:
+        if facts.client_closed:
             status = CLIENT_CLOSED  # a stream the client left: its body never arrived whole
         return response
     except web.HTTPException as exc:

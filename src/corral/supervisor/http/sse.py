@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
-from corral.supervisor.appkeys import PRINCIPAL
+from corral.supervisor.appkeys import FACTS, PRINCIPAL
 from corral.supervisor.errors import CorralError
 
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -44,7 +44,7 @@ async def send_sse(
     response = web.StreamResponse(headers={**SSE_HEADERS, **(headers or {})})
     async with contextlib.aclosing(chunks):
         await response.prepare(request)
-        with contextlib.suppress(ConnectionResetError):
+        try:
             try:
                 async for chunk in chunks:
                     await response.write(chunk)
@@ -53,4 +53,8 @@ async def send_sse(
                 # that the error middleware would write into the middle of the stream.
                 await response.write(sse_error(exc) + DONE_EVENT)
             await response.write_eof()
+        except ConnectionResetError:
+            facts = request.get(FACTS)
+            if facts is not None:
+                facts.client_closed = True  # recorded as 499, not as a finished 200
     return response
