@@ -116,6 +116,9 @@ HEADERS = [
     "Last-Event-ID",
     "Origin",
     "Sec-Fetch-Site",
+    "Host",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
 ]
 SEEN: Counter[str] = Counter()
 
