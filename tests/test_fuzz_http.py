@@ -1,6 +1,7 @@
 """Fuzz tier: hypothesis over every JSON route and the headers the server reads, in-process.
 
-One real app (every middleware, fake children) serves on a thread of its own; hypothesis sends
+One real app (every middleware, fake children, an empty fake hub: a 502 for an unreachable
+hub would be the truth, not a defect) serves on a thread of its own; hypothesis sends
 it bodies built from each route's own field names with values of every JSON type (non-finite
 numbers, huge integers, lone surrogates, deep nesting), random JSON, raw bytes, and random
 header values (bytes that are not UTF-8 included). Every answer must be below 500, and every
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 
 from corral.supervisor.app import create_app
 from corral.supervisor.settings import ModelPreset
+from tests.support.fake_hub import FakeHub
 from tests.support.inproc import inproc_settings
 
 # Per test below (four of them); CORRAL_FUZZ_EXAMPLES=750 makes the 3,000-request run.
@@ -192,8 +194,9 @@ headers = st.dictionaries(st.sampled_from(HEADERS), header_values, max_size=4)
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app on a loop in a thread of its own, for the synchronous hypothesis tests."""
     tmp: Path = tmp_path_factory.mktemp("fuzz")
+    hub = FakeHub().start()  # an empty hub: a pull of a well-formed repo id is its 404
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a pull fails at once, offline
+        patch.setenv("HF_ENDPOINT", hub.url)
         app = create_app(inproc_settings(tmp, models={"fake": ModelPreset(backend="fake")}))
         loop = asyncio.new_event_loop()
         runner = web.AppRunner(app, handler_cancellation=True)
@@ -217,6 +220,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(60)
         loop.close()
+    hub.stop()
     print(f"\nfuzz: {sum(SEEN.values())} requests; by status class: {dict(SEEN)}")
 
 
