@@ -240,3 +240,20 @@ def test_recorded_client_address_is_the_real_one(
     rows = [i for i in items if i["path"] == "/v1/models"]
     assert [row["client_ip"] for row in rows] == ["127.0.0.2"]
     assert forged not in {i["client_ip"] for i in items}
+
+
+def test_browser_origin_passes_through_caddy_and_foreign_ones_do_not(
+    supervisor: SupervisorFactory, front: Front
+) -> None:
+    # Caddy sends Host 127.0.0.1:PORT and the public name in X-Forwarded-Host: the page's own
+    # origin (the web UI's) is admitted, another site's is refused.
+    caddy = front(supervisor(PRESETS))
+    body = {**CHAT, "stream": False, "max_tokens": 2}
+    with https(caddy) as client:
+        own = client.post("/v1/chat/completions", json=body, headers={"Origin": caddy.base_url})
+        assert own.status_code == 200, own.text
+        evil = client.post(
+            "/v1/chat/completions", json=body, headers={"Origin": "https://evil.example"}
+        )
+        assert evil.status_code == 403
+        assert evil.json()["error"]["code"] == "origin_not_allowed"

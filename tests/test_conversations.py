@@ -300,17 +300,24 @@ def test_invalid_requests_are_400_and_change_nothing(supervisor: SupervisorFacto
         assert ids(http) == ["c1"]
 
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 def test_malformed_bodies(supervisor: SupervisorFactory) -> None:
     sup = supervisor()
     with sup.http() as http:
         assert (
-            error_of(http.post("/api/conversations", content=b"{nope"), 400)["code"]
+            error_of(http.post("/api/conversations", content=b"{nope", headers=JSON_TYPE), 400)[
+                "code"
+            ]
             == "invalid_json"
         )
         assert error_of(http.post("/api/conversations", json=[1]), 400)["code"] == "invalid_json"
         assert http.post("/api/conversations", json={"id": "c1"}).status_code == 201
         assert (
-            error_of(http.patch("/api/conversations/c1", content=b"\xff\xfe"), 400)["code"]
+            error_of(
+                http.patch("/api/conversations/c1", content=b"\xff\xfe", headers=JSON_TYPE), 400
+            )["code"]
             == "invalid_json"
         )
         assert (

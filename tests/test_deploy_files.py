@@ -243,8 +243,12 @@ def test_reverse_proxy_streams(caddyfile: Path, caddy_env: dict[str, str]) -> No
     ten_minutes = 600 * 10**9  # caddy's JSON durations are nanoseconds
     assert transport["read_timeout"] >= ten_minutes
     assert transport["response_header_timeout"] >= ten_minutes
-    # No request-header games: Caddy's own X-Forwarded-For is the one Corral trusts.
-    assert "headers" not in proxy
+    # Caddy's own X-Forwarded-For is the one Corral trusts; the one header Caddy changes is
+    # Host, to the upstream's address, which Corral's DNS-rebinding check answers to (the
+    # public name travels in X-Forwarded-Host).
+    assert proxy["headers"] == {
+        "request": {"set": {"Host": ["{http.reverse_proxy.upstream.hostport}"]}}
+    }
 
 
 @CADDYFILES

@@ -23,6 +23,9 @@ class FakeGeneration:
         self.done = None
         self.closed = 0
 
+    async def start(self) -> None:
+        """The model is ready at once (the producer waits for it since issue 16)."""
+
     async def close(self) -> None:
         self.closed += 1
 

@@ -20,6 +20,7 @@ from corral.supervisor.http import static_ui as webui
 from corral.supervisor.http.client_address import ClientIPResolver
 from corral.supervisor.http.cors import cors_middleware
 from corral.supervisor.http.errors import errors_middleware
+from corral.supervisor.http.origin import origin_middleware
 from corral.supervisor.http.request_log import request_log_middleware
 from corral.supervisor.models import routes as admin_routes
 from corral.supervisor.openai import embeddings as embedding_routes
@@ -31,10 +32,16 @@ from corral.supervisor.streams import routes as stream_routes
 
 def create_app(settings: Settings) -> web.Application:
     # Outermost first: the request log sees the final status of everything, errors included;
-    # errors render what CORS and auth raise.
+    # errors render what the origin check and auth raise.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_log_middleware, errors_middleware, cors_middleware, auth_middleware],
+        middlewares=[
+            request_log_middleware,
+            cors_middleware,  # outside errors: error responses carry CORS headers too
+            errors_middleware,
+            origin_middleware,  # before auth: a forged request is refused whoever it claims
+            auth_middleware,
+        ],
     )
     live = LiveSettings(settings)
     app[SETTINGS] = live

@@ -54,6 +54,7 @@ from corral.protocol.speech import (
 )
 from corral.supervisor.daemon.sdnotify import CHILD_ENV_DROP
 from corral.supervisor.errors import BadGateway
+from corral.supervisor.request_events import RequestEvents
 
 # How long an exited child's stderr may take to reach EOF before its exit is reported.
 STDERR_DRAIN_S = 2.0
@@ -101,11 +102,13 @@ class RequestHandle:
     def __init__(self, request_id: str, child: ChildProcess) -> None:
         self.request_id = request_id
         self._child = child
-        self._queue: asyncio.Queue[RequestEvent] = asyncio.Queue()
+        self._queue = RequestEvents()  # bounded: a reader that stops reading is given up
         self.finished = False
 
     def _put(self, event: RequestEvent) -> None:
-        self._queue.put_nowait(event)
+        if not self._queue.put(event) and not self.finished:
+            self.finished = True  # the reader is told (an error); the child need not go on
+            self._child.send_nowait(Cancel(request_id=self.request_id))
 
     async def next_event(self) -> RequestEvent:
         event = await self._queue.get()
@@ -212,6 +215,13 @@ class ChildProcess:
         except ChildFailed:
             await self.kill()
             raise
+
+    def send_nowait(self, message: ToChild) -> None:
+        """Queue a frame to the child from synchronous code; a dead child gets nothing."""
+        proc = self._proc
+        if proc is not None and proc.stdin is not None and not self._exited.is_set():
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                proc.stdin.write(encode(message))
 
     async def send(self, message: ToChild) -> None:
         proc = self._proc

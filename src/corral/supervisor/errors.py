@@ -85,6 +85,12 @@ class PayloadTooLarge(CorralError):
     code = "request_too_large"
 
 
+class UnsupportedMediaType(CorralError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
 class RangeNotSatisfiable(CorralError):
     status = 416
     type = "invalid_request_error"

@@ -20,6 +20,7 @@ log = logging.getLogger("corral.server")
 # reaches them with no service involved. `tests/test_reloading.py` checks each is read so.
 READ_PER_REQUEST = frozenset(
     {
+        "allowed_hosts",
         "analytics_retention_days",
         "cors_origins",
         "max_audio_bytes",

@@ -49,6 +49,7 @@ from corral.supervisor.models.limits import MANAGER_SETTINGS
 from corral.supervisor.models.manager import ModelManager
 from corral.supervisor.settings import Settings
 from corral.supervisor.store import Store
+from corral.supervisor.streams.quota import OwnerQuota
 from corral.supervisor.streams.resumable import Streams
 from corral.supervisor.streams.sessions import SessionRegistry
 
@@ -88,9 +89,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     async def daily() -> None:
         while True:
             days = app[SETTINGS].current.analytics_retention_days
-            await asyncio.to_thread(app[QUERIES].delete_older_than, days)
-            await asyncio.to_thread(credentials.delete_expired_sessions)
-            geoip.reload_if_changed()
+            try:
+                await asyncio.to_thread(app[QUERIES].delete_older_than, days)
+                await asyncio.to_thread(credentials.delete_expired_sessions)
+                geoip.reload_if_changed()
+            except Exception:  # a locked database today must not end the sweeps for good
+                log.exception("daily housekeeping failed; it runs again tomorrow")
             await asyncio.sleep(DAY)
 
     housekeeping = asyncio.create_task(daily(), name="daily-housekeeping")
@@ -131,6 +135,12 @@ async def _models(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(actor, shelf_watch)
 
 
+def _per_owner(settings: Settings) -> int:
+    """One key's or user's share of the stream memory: a quarter of it unless configured."""
+    share = settings.stream_bytes_per_owner or settings.stream_total_bytes // 4
+    return max(share, settings.stream_buffer_bytes)
+
+
 async def _refresh_on_download(catalog: Catalog, downloads: DownloadManager) -> None:
     """A finished download puts new files on the shelf: the catalog scans again at once."""
     with downloads.events.subscribe() as jobs:
@@ -166,19 +176,22 @@ def install(app: web.Application) -> None:
 
 async def _streams(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS].current
-    streams = Streams(
-        SessionRegistry(
-            ring_capacity=settings.stream_buffer_bytes,
-            total_capacity=settings.stream_total_bytes,
-            ttl=settings.stream_ttl,
-        )
+    registry = SessionRegistry(
+        ring_capacity=settings.stream_buffer_bytes,
+        total_capacity=settings.stream_total_bytes,
+        ttl=settings.stream_ttl,
     )
+    quota = OwnerQuota(registry, _per_owner(settings))
+    streams = Streams(registry, quota)
     app[STREAMS] = streams
+
+    def resize(s: Settings) -> None:
+        registry.resize(s.stream_buffer_bytes, s.stream_total_bytes, s.stream_ttl)
+        quota.per_owner_bytes = _per_owner(s)
+
     app[RELOADER].on(
-        ["stream_buffer_bytes", "stream_total_bytes", "stream_ttl"],
-        lambda s: streams.registry.resize(
-            s.stream_buffer_bytes, s.stream_total_bytes, s.stream_ttl
-        ),
+        ["stream_buffer_bytes", "stream_total_bytes", "stream_ttl", "stream_bytes_per_owner"],
+        resize,
     )
 
     async def sweep() -> None:

@@ -30,7 +30,7 @@ def _default_data_dir() -> Path:
 
 
 class SamplingDefaults(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # The protocol's bounds: a preset the child would refuse is refused when the config loads,
     # not on every request to the model.
@@ -45,7 +45,7 @@ class SamplingDefaults(BaseModel):
 class ModelPreset(BaseModel):
     """A model named in the config file, with its own settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     backend: Literal["llama", "fake", "hf", "whisper", "tts"] = "llama"
     path: Path | None = Field(default=None, description="GGUF file, relative to models_dir")
@@ -107,6 +107,9 @@ class ApiKeyConfig(BaseModel):
     def _one_secret(self) -> ApiKeyConfig:
         if (self.key is None) == (self.key_sha256 is None):
             raise ValueError(f"api key {self.name!r}: give exactly one of key or key_sha256")
+        digest = (self.key_sha256 or "0" * 64).strip().lower().removeprefix("sha256:")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"api key {self.name!r}: key_sha256 must be 64 hex digits")
         return self
 
 
@@ -139,7 +142,7 @@ class UiDefaults(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CORRAL_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="CORRAL_", env_nested_delimiter="__", extra="forbid", allow_inf_nan=False
     )
 
     host: str = "127.0.0.1"
@@ -188,10 +191,16 @@ class Settings(BaseSettings):
     child_stop_timeout: float = Field(default=10.0, gt=0)
     shutdown_grace: float = Field(default=30.0, ge=0)
     sse_ping_interval: float = Field(default=15.0, gt=0)
+    http_idle_timeout: float = Field(
+        default=75.0, gt=0, description="seconds an idle or half-sent connection is kept"
+    )
 
     # resumable streams
     stream_buffer_bytes: int = Field(default=4 << 20, ge=4096, description="ring per stream")
     stream_total_bytes: int = Field(default=256 << 20, ge=4096, description="all streams")
+    stream_bytes_per_owner: int | None = Field(
+        default=None, ge=4096, description="one key's or user's streams; default: a quarter"
+    )
     stream_ttl: float = Field(default=300.0, ge=0, description="seconds a finished stream is kept")
 
     # access control
@@ -202,6 +211,9 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = Field(default=20, ge=1)
     login_failure_window: float = Field(default=900.0, gt=0)
     cors_origins: list[str] = []
+    allowed_hosts: list[str] = Field(
+        default=[], description="Host names served besides loopback and IPs; '*' for any"
+    )
     trusted_proxies: list[str] = ["127.0.0.0/8", "::1/128"]
 
     # analytics
@@ -228,6 +240,14 @@ class Settings(BaseSettings):
     max_speech_input: int = Field(default=4096, ge=1, description="characters of text to speak")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("api_keys")
+    @classmethod
+    def _unique_key_names(cls, keys: list[ApiKeyConfig]) -> list[ApiKeyConfig]:
+        names = [k.name for k in keys]
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"api key names must be unique: {', '.join(duplicates)}")
+        return keys
 
     @field_validator("data_dir", "models_dir")
     @classmethod

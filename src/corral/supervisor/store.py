@@ -132,13 +132,35 @@ CREATE TABLE conversations (
 CREATE INDEX conversations_owner_updated_at ON conversations (owner, updated_at);
 """
 
+# Conversations belong to a user's or key's stable id, not its name (a name can be given out
+# again). A user's id is a random uid, as SQLite reuses the row id of a deleted last row; a
+# key's is its row id (revoked keys stay in the table). Rows of users and live keys that
+# exist move over; the others belonged to nobody any more.
+_V4_OWNER_IDS = """
+ALTER TABLE users ADD COLUMN uid TEXT;
+UPDATE users SET uid = lower(hex(randomblob(12)));
+CREATE UNIQUE INDEX users_uid ON users (uid);
+UPDATE conversations SET owner = 'user#' || (
+    SELECT uid FROM users WHERE users.name = substr(conversations.owner, 6)
+) WHERE owner LIKE 'user:%'
+    AND EXISTS (SELECT 1 FROM users WHERE users.name = substr(conversations.owner, 6));
+UPDATE conversations SET owner = 'key#' || (
+    SELECT id FROM api_keys
+    WHERE api_keys.name = substr(conversations.owner, 5) AND revoked_at IS NULL
+) WHERE owner LIKE 'key:%' AND EXISTS (
+    SELECT 1 FROM api_keys
+    WHERE api_keys.name = substr(conversations.owner, 5) AND revoked_at IS NULL
+);
+"""
+
+
 # Full-text search over conversations (title and every message's text), kept in step by
 # triggers so no write path can forget it; conversations/search.py reads it. The text is the
 # messages' "content" fields joined by newlines (json_each over the stored JSON array).
 _MESSAGES_TEXT = (
     "(SELECT group_concat(json_extract(value, '$.content'), char(10)) FROM json_each({}))"
 )
-_V4_CONVERSATION_SEARCH = f"""
+_V5_CONVERSATION_SEARCH = f"""
 CREATE VIRTUAL TABLE conversations_fts USING fts5(
     owner UNINDEXED, cid UNINDEXED, title, body, tokenize = 'unicode61 remove_diacritics 2'
 );
@@ -159,18 +181,20 @@ END;
 """
 
 # Seconds of audio a request transcribed (in) or synthesised (out); NULL for other requests.
-_V5_AUDIO_SECONDS = """
+_V6_AUDIO_SECONDS = """
 ALTER TABLE analytics ADD COLUMN audio_seconds_in REAL;
 ALTER TABLE analytics ADD COLUMN audio_seconds_out REAL;
 """
 
-# Append only. The lead's later tables (downloads...) go here as versions 6, 7...
+
+# Append only: new tables and columns go here as versions 7, 8...
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "analytics", _sql(_V1_ANALYTICS)),
     Migration(2, "api_keys_users_sessions", _sql(_V2_CREDENTIALS)),
     Migration(3, "conversations", _sql(_V3_CONVERSATIONS)),
-    Migration(4, "conversation_search", _sql(_V4_CONVERSATION_SEARCH)),
-    Migration(5, "analytics_audio_seconds", _sql(_V5_AUDIO_SECONDS)),
+    Migration(4, "conversation_owner_ids", _sql(_V4_OWNER_IDS)),
+    Migration(5, "conversation_search", _sql(_V5_CONVERSATION_SEARCH)),
+    Migration(6, "analytics_audio_seconds", _sql(_V6_AUDIO_SECONDS)),
 )
 
 

@@ -110,7 +110,16 @@ class LlamaBackend:
         engine, prompter, model = self._engine, self._prompter, self._model
         assert engine is not None and prompter is not None and model is not None
         request = job.request
+        params = request.params
         prompt, template_stops = prompter.tokens(request)
+        if not prompt:  # llama.cpp asserts on an empty batch; a model without BOS gets one
+            raise RequestFailed("invalid_request", "the prompt is empty: it has no tokens")
+        if params.logit_bias and max(params.logit_bias) >= model.n_vocab():
+            raise RequestFailed(
+                "invalid_request",
+                f"logit_bias names token {max(params.logit_bias)}; the vocabulary has "
+                f"{model.n_vocab()} tokens",
+            )
         if len(prompt) >= self.n_ctx:
             raise RequestFailed(
                 "context_length_exceeded",

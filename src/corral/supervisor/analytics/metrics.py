@@ -121,6 +121,11 @@ class Metrics:
             )
             dropped.add_metric([], writer.dropped if writer is not None else 0)
             yield dropped
+            failed = CounterMetricFamily(
+                "corral_analytics_rows_failed", "Analytics rows the database could not store"
+            )
+            failed.add_metric([], writer.failed if writer is not None else 0)
+            yield failed
 
         self.registry.register(_LiveCollector(read))
 

@@ -92,6 +92,9 @@ class AnalyticsFilters:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
+MAX_OFFSET = 1 << 62  # SQLite integers are 64-bit; a larger offset overflowed into a 500
+
+
 def page_from_params(params: Mapping[str, str]) -> tuple[int, int]:
     """``limit`` (1..500, default 50) and ``offset`` (>= 0) from query parameters."""
     try:
@@ -99,8 +102,8 @@ def page_from_params(params: Mapping[str, str]) -> tuple[int, int]:
         offset = int(params.get("offset") or 0)
     except ValueError:
         raise ValueError("limit and offset must be integers") from None
-    if offset < 0:
-        raise ValueError("offset must not be negative")
+    if offset < 0 or offset > MAX_OFFSET:
+        raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
     return max(1, min(limit, MAX_PAGE)), offset
 
 
@@ -184,7 +187,8 @@ class AnalyticsQueries:
         with db.atomic():
             totals = self._all(
                 "SELECT COUNT(*) AS requests,"
-                " COALESCE(SUM(status >= 400), 0) AS errors,"
+                # 499 (the client closed the connection) is not an error of ours.
+                " COALESCE(SUM(status >= 400 AND status != 499), 0) AS errors,"
                 " COALESCE(SUM(status >= 500), 0) AS server_errors,"
                 " COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,"
                 " COALESCE(SUM(completion_tokens), 0) AS completion_tokens,"
@@ -207,7 +211,10 @@ class AnalyticsQueries:
                 "totals": totals,
                 "by_country": self._breakdown("country", "", where, args),
                 "by_group": self._breakdown(
-                    "route_group", ", COALESCE(SUM(status >= 400), 0) AS errors", where, args
+                    "route_group",
+                    ", COALESCE(SUM(status >= 400 AND status != 499), 0) AS errors",
+                    where,
+                    args,
                 ),
                 "by_principal": self._breakdown(
                     "principal",
@@ -230,7 +237,8 @@ class AnalyticsQueries:
                 "timeline": fill_timeline(
                     self._all(
                         "SELECT CAST(ts / ? AS INTEGER) * ? AS ts, COUNT(*) AS requests,"
-                        " COALESCE(SUM(status >= 400), 0) AS errors,"
+                        # 499 (the client closed the connection) is not an error of ours.
+                        " COALESCE(SUM(status >= 400 AND status != 499), 0) AS errors,"
                         " COALESCE(SUM(completion_tokens), 0) AS completion_tokens"
                         f" FROM analytics{where} GROUP BY 1 ORDER BY 1",
                         [step, step, *args],

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import Any
 from corral.supervisor.analytics.geoip import GeoIP
 from corral.supervisor.analytics.user_agents import MAX_USER_AGENT_CHARS, UserAgentParser
 from corral.supervisor.http.client_address import is_private_address
+from corral.supervisor.http.headers import safe_text
 from corral.supervisor.store import Store
 
 __all__ = ["AnalyticsRow", "AnalyticsWriter", "Enricher", "make_enricher"]
@@ -30,6 +32,7 @@ __all__ = ["AnalyticsRow", "AnalyticsWriter", "Enricher", "make_enricher"]
 log = logging.getLogger("corral.analytics")
 
 MAX_PATH_CHARS = 512
+MAX_BUSY_RETRIES = 5  # times a batch waits for a locked database before it is counted lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +67,12 @@ class AnalyticsRow:
         ``?key=``), long strings truncated, and the private-address flag computed once here so
         that ``hide_private`` is a cheap filter."""
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        record["path"] = self.path.split("?", 1)[0].split("#", 1)[0][:MAX_PATH_CHARS]
-        if self.user_agent is not None:
-            record["user_agent"] = self.user_agent[:MAX_USER_AGENT_CHARS]
+        for name, value in record.items():
+            if isinstance(value, str):
+                record[name] = safe_text(value)  # SQLite refuses a lone surrogate
+        record["path"] = record["path"].split("?", 1)[0].split("#", 1)[0][:MAX_PATH_CHARS]
+        if record["user_agent"] is not None:
+            record["user_agent"] = record["user_agent"][:MAX_USER_AGENT_CHARS]
         record["ip_private"] = int(is_private_address(self.client_ip))
         return record
 
@@ -124,6 +130,7 @@ class AnalyticsWriter:
         self.dropped = 0  # rows refused because the queue was full or the writer closed
         self.written = 0
         self.failed = 0  # rows lost because a batch could not be written
+        self._busy_retries = 0
         self._drop_logged_at = -math.inf
 
     @property
@@ -199,15 +206,60 @@ class AnalyticsWriter:
 
     async def _write(self, batch: list[AnalyticsRow]) -> None:
         try:
-            await asyncio.to_thread(self._insert, batch)
+            bad = await asyncio.to_thread(self._insert, batch)
+        except sqlite3.OperationalError as exc:
+            # Locked by another process (a backup, the CLI) past the busy timeout: the rows go
+            # back to the front of the queue and are tried again a little later, a few times.
+            self._busy_retries += 1
+            if self._busy_retries <= MAX_BUSY_RETRIES:
+                room = self.max_queue - len(self._queue)
+                self._queue.extendleft(reversed(batch[:room]))
+                self.failed += max(0, len(batch) - room)
+                log.warning("analytics: database busy (%s); the batch waits", exc)
+                await asyncio.sleep(self.flush_interval)
+                return
+            self.failed += len(batch)
+            log.error(
+                "analytics: database busy %d times; %d rows lost", self._busy_retries, len(batch)
+            )
+            self._busy_retries = 0
         except Exception:
             self.failed += len(batch)
             log.exception("analytics: a batch of %d rows could not be written", len(batch))
         else:
-            self.written += len(batch)
+            self._busy_retries = 0
+            self.failed += bad
+            self.written += len(batch) - bad
 
-    def _insert(self, batch: list[AnalyticsRow]) -> None:
-        enrich = self._enrich
-        records = [(enrich(row) if enrich else row).to_record() for row in batch]
-        # One transaction per batch: one fsync-free WAL append instead of one per row.
-        self._store.db.table("analytics").insert_all(records, batch_size=len(records))
+    def _insert(self, batch: list[AnalyticsRow]) -> int:
+        """Write the batch; returns how many rows could not be written (and were counted)."""
+        records = []
+        bad = 0
+        for row in batch:
+            try:
+                records.append(self._record(row))
+            except Exception:
+                bad += 1
+                log.exception("analytics: a row could not be written (preparing it failed)")
+        db = self._store.db
+        table = db.table("analytics")
+        try:
+            # One transaction per batch: one WAL append instead of one per row, and all or
+            # nothing, so the retry below never stores a row twice.
+            with db.atomic():
+                table.insert_all(records, batch_size=max(len(records), 1))
+        except sqlite3.OperationalError:
+            raise  # the database is locked or gone: every row would fail alike (see _write)
+        except Exception:
+            # One row the database refuses must not cost the others: write them one by one.
+            log.warning("analytics: a batch failed; writing its %d rows one by one", len(records))
+            for record in records:
+                try:
+                    table.insert(record)
+                except Exception:
+                    bad += 1
+                    log.exception("analytics: a row could not be written and is dropped")
+        return bad
+
+    def _record(self, row: AnalyticsRow) -> dict[str, Any]:
+        return (self._enrich(row) if self._enrich else row).to_record()

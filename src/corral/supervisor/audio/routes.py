@@ -38,11 +38,11 @@ from corral.supervisor.audio.transcripts import (
 from corral.supervisor.audio.upload import clear_uploads, read_upload
 from corral.supervisor.audio.voices import voices_of
 from corral.supervisor.errors import BadGateway, BadRequest, CorralError, ModelNotFound
+from corral.supervisor.http.json_body import read_body
 from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import send_sse
 from corral.supervisor.models.catalog import DEFAULT_ALIASES, ModelEntry
 from corral.supervisor.models.speech_models import model_kind
-from corral.supervisor.openai.schemas import parse_body
 
 log = logging.getLogger("corral.api")
 CONTENT_TYPES = {
@@ -139,7 +139,7 @@ async def _transcript_events(job: AudioJob, transcript: Transcript) -> AsyncGene
 
 async def speech(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS].current
-    body = parse_body(SpeechRequest, await request.read())
+    body = await read_body(request, SpeechRequest)
     if len(body.input) > settings.max_speech_input:
         raise BadRequest(
             f"input has {len(body.input)} characters; the limit is {settings.max_speech_input}",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -117,13 +118,13 @@ class Credentials:
                 match = key
         if match is None:
             return None
-        return Principal(match.name, "config", match.admin, match.models)
+        return Principal(match.name, "config", match.admin, match.models, f"config:{match.name}")
 
     def _verify_stored_key(self, digest: str) -> Principal | None:
         # The index lookup is by digest; an attacker timing it learns about SHA-256 outputs of
         # their own guesses, which says nothing about any stored key.
         rows = self._rows(
-            "SELECT name, key_hash, admin, models FROM api_keys"
+            "SELECT id, name, key_hash, admin, models FROM api_keys"
             " WHERE key_hash = ? AND revoked_at IS NULL",
             [digest],
         )
@@ -131,7 +132,7 @@ class Credentials:
             return None
         row = rows[0]
         models = None if row["models"] is None else frozenset(json.loads(row["models"]))
-        return Principal(row["name"], "key", bool(row["admin"]), models)
+        return Principal(row["name"], "key", bool(row["admin"]), models, f"key#{row['id']}")
 
     # -- API keys ----------------------------------------------------------------------
 
@@ -196,8 +197,15 @@ class Credentials:
         if self._rows("SELECT 1 FROM users WHERE name = ?", [name]):
             raise ValueError(f"user {name!r} already exists")
         self._store.db.execute(
-            "INSERT INTO users (name, password_hash, admin, created_at) VALUES (?, ?, ?, ?)",
-            [name, self._passwords.hash(password), int(admin), self._clock()],
+            "INSERT INTO users (name, password_hash, admin, created_at, uid)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                name,
+                self._passwords.hash(password),
+                int(admin),
+                self._clock(),
+                secrets.token_hex(12),
+            ],
         )
         log.info("user %r added (admin=%s)", name, admin)
 
@@ -228,7 +236,7 @@ class Credentials:
 
     def verify_password(self, name: str, password: str) -> Principal | None:
         """Check a password (no rate limit: use :meth:`login` for anything a client drives)."""
-        rows = self._rows("SELECT id, password_hash, admin FROM users WHERE name = ?", [name])
+        rows = self._rows("SELECT id, uid, password_hash, admin FROM users WHERE name = ?", [name])
         stored = rows[0]["password_hash"] if rows else None
         if not self._passwords.verify(stored, password) or not rows:
             return None
@@ -237,7 +245,7 @@ class Credentials:
                 "UPDATE users SET password_hash = ? WHERE id = ?",
                 [self._passwords.hash(password), rows[0]["id"]],
             )
-        return Principal(name, "user", bool(rows[0]["admin"]))
+        return Principal(name, "user", bool(rows[0]["admin"]), uid=f"user#{rows[0]['uid']}")
 
     # -- login sessions ----------------------------------------------------------------
 
@@ -270,7 +278,7 @@ class Credentials:
     def verify_session(self, token: str) -> Principal | None:
         digest = token_hash(token)
         rows = self._rows(
-            "SELECT s.token_hash, s.expires_at, u.name, u.admin FROM sessions AS s"
+            "SELECT s.token_hash, s.expires_at, u.uid, u.name, u.admin FROM sessions AS s"
             " JOIN users AS u ON u.id = s.user_id WHERE s.token_hash = ?",
             [digest],
         )
@@ -279,7 +287,8 @@ class Credentials:
         if rows[0]["expires_at"] <= self._clock():
             self._store.db.execute("DELETE FROM sessions WHERE token_hash = ?", [digest])
             return None
-        return Principal(rows[0]["name"], "user", bool(rows[0]["admin"]))
+        row = rows[0]
+        return Principal(row["name"], "user", bool(row["admin"]), uid=f"user#{row['uid']}")
 
     def logout(self, token: str) -> bool:
         cursor = self._store.db.execute(
@@ -293,3 +302,8 @@ class Credentials:
             "DELETE FROM sessions WHERE expires_at <= ?", [self._clock()]
         )
         return cursor.rowcount
+
+
+def _new_uid() -> str:
+    # Random, not the row id: SQLite gives a deleted last row's id to the next user.
+    return secrets.token_hex(12)

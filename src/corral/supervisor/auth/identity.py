@@ -31,6 +31,15 @@ class Principal:
     kind: PrincipalKind
     admin: bool = False
     models: frozenset[str] | None = None
+    # What the caller's data (conversations, streams) belongs to. A stored key is its row id,
+    # a user a random uid, never the name: a key revoked and created again under the same name, or a
+    # user removed and added again, is someone new who must not see the old one's data.
+    # A config key is its name, which only the operator who writes the config gives out.
+    uid: str = ""
+
+    @property
+    def owner(self) -> str:
+        return self.uid or f"{self.kind}:{self.name}"
 
     @classmethod
     def anonymous(cls, *, admin: bool) -> Principal:

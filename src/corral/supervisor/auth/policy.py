@@ -23,6 +23,7 @@ from corral.supervisor.auth.credentials import Credentials
 from corral.supervisor.auth.identity import ConfigKey, Principal
 from corral.supervisor.auth.login_limits import LoginRateLimiter
 from corral.supervisor.errors import Forbidden, Unauthorized
+from corral.supervisor.http.headers import header
 from corral.supervisor.settings import Settings
 from corral.supervisor.store import Store
 
@@ -79,11 +80,10 @@ def apply_access_settings(credentials: Credentials, settings: Settings) -> None:
 
 
 def presented_secret(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = (header(request, "Authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.headers.get("x-api-key") or None
+    return header(request, "x-api-key") or None
 
 
 def is_loopback(address: str | None) -> bool:

@@ -14,7 +14,7 @@ from corral.supervisor.auth.login_limits import LoginRateLimited
 from corral.supervisor.auth.policy import presented_secret
 from corral.supervisor.daemon.version import corral_version
 from corral.supervisor.errors import TooManyRequests, Unauthorized
-from corral.supervisor.openai.schemas import parse_body
+from corral.supervisor.http.json_body import read_body
 
 
 class LoginRequest(BaseModel):
@@ -30,7 +30,7 @@ UI_SAMPLING_BOUNDS = {
 
 
 async def login(request: web.Request) -> web.Response:
-    body = parse_body(LoginRequest, await request.read())
+    body = await read_body(request, LoginRequest)
     credentials = request.app[CREDENTIALS]
     client_ip = request[FACTS].client_ip
     try:

@@ -86,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = reload()
     except (ValidationError, FileNotFoundError, ValueError) as exc:
-        print(f"corral: invalid settings: {exc}", file=sys.stderr)
+        print(f"corral: invalid settings: {one_line(exc)}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
     if (refusal := keys_cli.public_bind_refusal(settings)) is not None:
@@ -105,6 +105,21 @@ def _serve(args: argparse.Namespace) -> int:
     except PortInUse as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the port is taken, the address is not ours...
+        print(f"corral: cannot serve {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # what only the data can tell, such as a stored key's clash
+        print(f"corral: cannot start: {exc}", file=sys.stderr)
+        return 2
+
+
+def one_line(exc: Exception) -> str:
+    """A start-up error as one line, naming each bad setting: systemd shows the last line."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+    return " ".join(str(exc).split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from corral.supervisor.conversations.store import (
     owner_for,
 )
 from corral.supervisor.errors import BadRequest
-from corral.supervisor.openai.schemas import parse_body
+from corral.supervisor.http.json_body import read_body
 
 MAX_QUERY_CHARS = 500
 
@@ -38,7 +38,7 @@ async def list_conversations(request: web.Request) -> web.Response:
 
 
 async def create_conversation(request: web.Request) -> web.Response:
-    body = parse_body(NewConversation, await request.read())
+    body = await read_body(request, NewConversation)
     created = await request.app[CONVERSATIONS].create(_owner(request), body)
     return web.json_response(created, status=201)
 
@@ -49,7 +49,7 @@ async def get_conversation(request: web.Request) -> web.Response:
 
 
 async def patch_conversation(request: web.Request) -> web.Response:
-    body = parse_body(ConversationPatch, await request.read())
+    body = await read_body(request, ConversationPatch)
     cid = request.match_info["cid"]
     return web.json_response(await request.app[CONVERSATIONS].update(_owner(request), cid, body))
 

@@ -1,7 +1,8 @@
 """The web UI's conversations: stored per owner in SQLite, read and written whole.
 
-A conversation belongs to the caller that created it: ``user:NAME`` for a signed-in user,
-``key:NAME`` (or ``config:NAME``) for an API key, and ``local`` while auth is off. Another
+A conversation belongs to the caller that created it: ``user#ID`` for a signed-in user,
+``key#ID`` (or ``config:NAME``) for an API key, and ``local`` while auth is off (ids, not
+names: see ``Principal.uid``). Another
 owner's conversation is indistinguishable from a missing one. The messages are one JSON array
 that the UI replaces with each PATCH; its count and encoded size are capped so that one client
 cannot fill the disk or make every list read slow.
@@ -73,7 +74,7 @@ def owner_for(principal: Principal | None) -> str:
     """The owner name under which a caller's conversations are stored."""
     if principal is None or principal.kind == "anonymous":
         return LOCAL_OWNER
-    return f"{principal.kind}:{principal.name}"
+    return principal.owner
 
 
 # -- request bodies --------------------------------------------------------------------------
@@ -202,6 +203,10 @@ class Conversations:
         self._store = store
         self.limits = limits or Limits()
         self._clock = clock
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     # -- public, async -------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from corral.supervisor.appkeys import (
 )
 from corral.supervisor.daemon.runfile import RunFile, RunningServer
 from corral.supervisor.daemon.sdnotify import Notifier, run_watchdog
+from corral.supervisor.http import bad_http
 from corral.supervisor.settings import Settings
 
 log = logging.getLogger("corral.server")
@@ -84,11 +85,16 @@ async def serve(settings: Settings, reload_settings: Callable[[], Settings] | No
     # handler_cancellation: a client that disconnects cancels its handler, which cancels the
     # generation in the child. The drain on SIGTERM is ours (ModelManager.drain); the
     # runner's shutdown_timeout only bounds handlers that are already ending.
+    bad_http.install()
     runner = web.AppRunner(
         app,
         handler_cancellation=True,
         shutdown_timeout=settings.child_stop_timeout,
         access_log=None,
+        # aiohttp starts this timer when a connection opens and after each response, so it
+        # bounds idle keep-alive connections and half-sent request headers alike (its
+        # default is 3,630 s).
+        keepalive_timeout=settings.http_idle_timeout,
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)

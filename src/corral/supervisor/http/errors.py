@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -13,13 +14,17 @@ from corral.supervisor.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
 )
 
 log = logging.getLogger("corral.api")
 
 
 def error_response(exc: CorralError) -> web.Response:
-    return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+    headers = dict(exc.headers)
+    if exc.status == 429:
+        headers.setdefault("Retry-After", "1")  # a client told to slow down is told how long
+    return web.json_response(exc.body(), status=exc.status, headers=headers)
 
 
 def _from_http(exc: web.HTTPException) -> CorralError:
@@ -49,6 +54,19 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(BadRequest("the body is not valid UTF-8", code="invalid_json"))
     except ConnectionResetError:
         raise  # the client left; nothing to render
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            log.exception("database error on %s %s", request.method, request.path)
+            return error_response(CorralError("internal server error"))
+        # Another process (a backup, `corral keys`) holds the write lock past the busy timeout.
+        log.warning("database busy on %s %s: %s", request.method, request.path, exc)
+        return error_response(
+            ServiceUnavailable(
+                "the database is busy; try again shortly",
+                code="database_busy",
+                headers={"Retry-After": "2"},
+            )
+        )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(CorralError("internal server error"))

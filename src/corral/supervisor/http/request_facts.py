@@ -16,6 +16,7 @@ class RequestFacts:
     conversation_id: str | None = None
     audio_seconds_in: float | None = None  # transcribed
     audio_seconds_out: float | None = None  # synthesised
+    client_closed: bool = False  # the client left before the response was complete
 
     def record_generation(
         self,

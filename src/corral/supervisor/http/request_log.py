@@ -8,6 +8,7 @@ waits on the disk: the writer's queue is bounded and drops (and counts) rows whe
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -15,8 +16,10 @@ from aiohttp.typedefs import Handler
 
 from corral.supervisor.analytics.writer import AnalyticsRow
 from corral.supervisor.appkeys import ANALYTICS, CLIENT_IP, FACTS, METRICS, PRINCIPAL
+from corral.supervisor.http.headers import header, header_values
 from corral.supervisor.http.request_facts import RequestFacts
 
+CLIENT_CLOSED = 499
 _ROUTE_GROUPS = (
     ("/v1/stream", "streams"),
     ("/v1/", "openai"),
@@ -51,16 +54,23 @@ def route_action(request: web.Request) -> str:
 @web.middleware
 async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
-    forwarded = request.headers.getall("X-Forwarded-For", [])
+    forwarded = header_values(request, "X-Forwarded-For")
     facts = RequestFacts(client_ip=request.app[CLIENT_IP].resolve(request.remote, forwarded))
     request[FACTS] = facts
     status = 500
     try:
         response = await handler(request)
         status = response.status
+        if facts.client_closed:
+            status = CLIENT_CLOSED  # a stream the client left: its body never arrived whole
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        # The client went away (a closed tab, an aborted SDK call) and its handler was
+        # cancelled: nginx's 499 "client closed", not one of our errors.
+        status = CLIENT_CLOSED
         raise
     finally:
         latency = time.perf_counter() - started
@@ -81,7 +91,7 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
                     route_group=group,
                     action=action,
                     client_ip=facts.client_ip,
-                    user_agent=request.headers.get("User-Agent"),
+                    user_agent=header(request, "User-Agent"),
                     model=facts.model,
                     prompt_tokens=facts.prompt_tokens,
                     completion_tokens=facts.completion_tokens,

@@ -23,10 +23,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from corral.supervisor.appkeys import CATALOG, DOWNLOADS, MANAGER, SETTINGS, SHUTTING_DOWN
+from corral.supervisor.http.json_body import read_body
 from corral.supervisor.http.sse import send_sse
 from corral.supervisor.models.events import Event, event_stream
 from corral.supervisor.models.shelf import ModelAdmin
-from corral.supervisor.openai.schemas import parse_body
 
 MAX_NAMES = 1000
 
@@ -66,7 +66,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def pull(request: web.Request) -> web.Response:
-    body = parse_body(PullBody, await request.read())
+    body = await read_body(request, PullBody)
     job = await request.app[DOWNLOADS].pull(
         body.repo, body.revision, tuple(body.files), tuple(body.include), body.quant
     )
@@ -74,27 +74,27 @@ async def pull(request: web.Request) -> web.Response:
 
 
 async def cancel(request: web.Request) -> web.Response:
-    body = parse_body(JobBody, await request.read())
+    body = await read_body(request, JobBody)
     return web.json_response((await request.app[DOWNLOADS].cancel(body.job)).event())
 
 
 async def resume(request: web.Request) -> web.Response:
-    body = parse_body(JobBody, await request.read())
+    body = await read_body(request, JobBody)
     return web.json_response((await request.app[DOWNLOADS].resume(body.job)).event(), status=202)
 
 
 async def load(request: web.Request) -> web.Response:
-    body = parse_body(ModelBody, await request.read())
+    body = await read_body(request, ModelBody)
     return web.json_response(await _admin(request).load(body.model), status=202)
 
 
 async def unload(request: web.Request) -> web.Response:
-    body = parse_body(ModelBody, await request.read())
+    body = await read_body(request, ModelBody)
     return web.json_response(await _admin(request).unload(body.model))
 
 
 async def delete(request: web.Request) -> web.Response:
-    body = parse_body(DeleteBody, await request.read())
+    body = await read_body(request, DeleteBody)
     return web.json_response(await _admin(request).delete(body.model, force=body.force))
 
 

@@ -8,6 +8,7 @@ Times are wall-clock unix seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from dataclasses import dataclass, replace
@@ -16,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from corral.supervisor.broadcast import Lagged
 from corral.supervisor.errors import BadRequest, Forbidden, ModelNotFound
 from corral.supervisor.hub.downloads import DownloadManager
 from corral.supervisor.hub.jobs import Downloading
@@ -25,6 +27,8 @@ from corral.supervisor.models.manager import ModelManager
 from corral.supervisor.models.status import ModelStatus
 
 log = logging.getLogger("corral.admin")
+
+STOP_WAIT_S = 30.0  # how long a delete waits for a model that is stopping
 
 
 def _rss(pid: int | None) -> int | None:
@@ -104,6 +108,7 @@ class ModelAdmin:
                 param="model",
                 code="not_deletable",
             )
+        await self._stopped(entry.id)
         if entry.repo is not None and entry.file is not None:
             repo, file = entry.repo, entry.file
             with self.downloads.deleting(repo):
@@ -129,6 +134,21 @@ class ModelAdmin:
         self.manager.changes.publish(entry.id)  # a model that never ran has no view to change
         remaining = entry.source == "preset"
         return {"deleted": entry.id, "freed_bytes": freed, "preset_remains": remaining}
+
+    async def _stopped(self, model_id: str) -> None:
+        """Wait (a while) for a model that is stopping: an unload returns at once, so a delete
+        right after it found the child still exiting and answered 409 "is stopping"."""
+
+        def stopping() -> bool:
+            view = self.manager.views.get(model_id)
+            return view is not None and view.state == "stopping"
+
+        with self.manager.changes.subscribe() as changes, contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_WAIT_S):
+                while stopping():
+                    with contextlib.suppress(Lagged):
+                        await changes.get()
+        # Still stopping (its requests have not ended): forget() says so, with a 409.
 
     def _deletable_file(self, entry: ModelEntry) -> Path:
         path = entry.path

@@ -12,11 +12,12 @@ from pydantic import Field
 from corral.protocol.messages import Rerank
 from corral.supervisor.appkeys import MANAGER
 from corral.supervisor.errors import BadRequest
+from corral.supervisor.http.json_body import read_body
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.encoding import EncodeCall, split_inputs, vector_floats
 from corral.supervisor.models.hf_entries import require
 from corral.supervisor.openai.routes import resolve_for
-from corral.supervisor.openai.schemas import _Lenient, parse_body
+from corral.supervisor.openai.schemas import _Lenient
 
 MAX_INPUTS = 2048  # OpenAI's own limit per request
 MAX_DOCUMENTS = 1024
@@ -72,7 +73,7 @@ def _serving(request: web.Request, name: str | None, capability: str) -> ModelEn
 
 
 async def embeddings(request: web.Request) -> web.Response:
-    body = parse_body(EmbeddingRequest, await request.read())
+    body = await read_body(request, EmbeddingRequest)
     entry = _serving(request, body.model, "embeddings")
     texts, ids = body.inputs()
     batches = split_inputs(texts, ids)
@@ -93,7 +94,7 @@ async def embeddings(request: web.Request) -> web.Response:
 
 
 async def rerank(request: web.Request) -> web.Response:
-    body = parse_body(RerankRequest, await request.read())
+    body = await read_body(request, RerankRequest)
     entry = _serving(request, body.model, "rerank")
     documents = body.texts()
     request_id = uuid.uuid4().hex

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -108,7 +108,12 @@ async def collect(generation: Generation) -> tuple[str, Done]:
 
 
 async def sse_body(
-    generation: Generation, ids: ResponseIds, *, include_usage: bool, ping_interval: float
+    generation: Generation,
+    ids: ResponseIds,
+    *,
+    include_usage: bool,
+    ping_interval: float,
+    on_text: Callable[[str], None] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """The SSE body of a streaming response, event by event, with ``: ping`` when idle.
 
@@ -119,6 +124,8 @@ async def sse_body(
         yield sse_event(ids.chunk("", role=True))
     try:
         async for delta in generation.deltas(ping_interval=ping_interval):
+            if delta is not None and on_text is not None:
+                on_text(delta.text)
             yield PING if delta is None else sse_event(ids.chunk(delta.text))
     except CorralError as exc:
         yield sse_event(exc.body())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from corral.supervisor.appkeys import (
     CATALOG,
+    CONVERSATIONS,
     DOWNLOADS,
     FACTS,
     MANAGER,
@@ -17,7 +19,10 @@ from corral.supervisor.appkeys import (
     SETTINGS,
     STREAMS,
 )
+from corral.supervisor.conversations.answers import AnswerRecorder
+from corral.supervisor.conversations.store import owner_for
 from corral.supervisor.errors import BadRequest, ModelNotFound
+from corral.supervisor.http.json_body import read_body
 from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import owner_of, send_sse
 from corral.supervisor.models.catalog import ModelEntry
@@ -26,11 +31,7 @@ from corral.supervisor.models.hf_entries import capabilities, refuse_unsupported
 from corral.supervisor.models.shelf import shelf_status
 from corral.supervisor.models.speech_models import SPEECH_BACKENDS, model_kind
 from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
-from corral.supervisor.openai.schemas import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    parse_body,
-)
+from corral.supervisor.openai.schemas import ChatCompletionRequest, CompletionRequest
 from corral.supervisor.streams.resumable import cache_key, conversation_id, follow
 
 log = logging.getLogger("corral.api")
@@ -103,13 +104,11 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    return await _generate(request, "chat", parse_body(ChatCompletionRequest, await request.read()))
+    return await _generate(request, "chat", await read_body(request, ChatCompletionRequest))
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
-    return await _generate(
-        request, "completion", parse_body(CompletionRequest, await request.read())
-    )
+    return await _generate(request, "completion", await read_body(request, CompletionRequest))
 
 
 async def _generate(
@@ -189,23 +188,40 @@ async def _resumable(
     streams = request.app[STREAMS]
     request[FACTS].conversation_id = cid
     session = await streams.open(cid, owner_of(request), generation.entry.id)
-    try:
-        await generation.start()
-    except BaseException:
-        session.finish("failed")
-        raise
     ids = ResponseIds.new(kind, generation.request_id, generation.entry.id)
     ping = request.app[SETTINGS].current.sse_ping_interval
-    streams.start(
+    # Attached before the producer runs: offset 0 is then always ours to read, however fast
+    # the model is (a reader that falls behind later is told so in the stream).
+    chunks = follow(session, 0)
+    answer = answer_recorder(request, cid) if kind == "chat" else None
+    started = streams.start(
         session,
         generation,
-        sse_body(generation, ids, include_usage=body.include_usage, ping_interval=ping),
+        sse_body(
+            generation,
+            ids,
+            include_usage=body.include_usage,
+            ping_interval=ping,
+            on_text=answer.add if answer is not None else None,
+        ),
+        (lambda state: answer.save(generation, state)) if answer is not None else None,
     )
+    # The wait for the model (a load, or room) happens in the producer: a client that leaves
+    # now cancels only this wait. A failed start, or a stop during it, is this POST's answer.
+    await asyncio.shield(started)
     # A disconnect (failed write or handler cancellation) ends only this follower.
-    response = await send_sse(request, follow(session, 0), {"X-Conversation-Id": cid})
+    response = await send_sse(request, chunks, {"X-Conversation-Id": cid})
     if generation.done is not None:
         record_facts(request[FACTS], generation)
     return response
+
+
+def answer_recorder(request: web.Request, cid: str) -> AnswerRecorder | None:
+    """Who saves the answer into the stored conversation ``cid`` when the generation ends."""
+    conversations = request.app.get(CONVERSATIONS)
+    if conversations is None:
+        return None
+    return AnswerRecorder(conversations, owner_for(request.get(PRINCIPAL)), cid)
 
 
 def setup(app: web.Application) -> None:

@@ -6,13 +6,14 @@ fatal) and strict where a wrong value would silently change the answer.
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from corral.protocol.framing import MAX_FRAME_BYTES, ProtocolError, encode
 from corral.protocol.messages import (
     ChatMessage,
     Generate,
@@ -30,9 +31,12 @@ from corral.supervisor.settings import ModelPreset
 log = logging.getLogger("corral.api")
 
 MAX_STOP_SEQUENCES = 16
+MAX_KEEP_ALIVE_S = 10 * 365 * 86400.0  # ten years; -1 is forever
 _DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$")
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+_TOKEN_ID = re.compile(r"[0-9]{1,10}")
+NonEmpty = Annotated[str, Field(min_length=1)]
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -80,6 +84,7 @@ class _SamplingFields(_Lenient):
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: MaxTokens | None = None
+    max_completion_tokens: MaxTokens | None = None
     temperature: Temperature | None = None
     top_p: Probability | None = None
     top_k: TopK | None = None
@@ -115,25 +120,40 @@ class _SamplingFields(_Lenient):
     def keep_alive_seconds(self) -> float | None:
         """Ollama-style ``keep_alive``: seconds, or a duration such as "5m"; -1 is forever."""
         value = self.keep_alive
-        if value is None or isinstance(value, float | int):
-            return None if value is None else float(value)
-        match = _DURATION.match(value.strip())
-        if match is None:
+        if value is None:
+            return None
+        if isinstance(value, float | int):
+            seconds = float(value)
+        else:
+            match = _DURATION.match(value.strip())
+            if match is None:
+                raise BadRequest(
+                    "keep_alive is a number of seconds or a duration like '90s', '5m', '1h'",
+                    param="keep_alive",
+                )
+            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        # A deadline of "9" * 400 seconds is infinity, and infinity minus now is NaN: the
+        # scheduler's idle timer must only ever see a real number (negative means never).
+        if not math.isfinite(seconds) or seconds > MAX_KEEP_ALIVE_S:
             raise BadRequest(
-                "keep_alive is a number of seconds or a duration like '90s', '5m', '1h'",
+                f"keep_alive may be at most {MAX_KEEP_ALIVE_S:.0f} seconds; -1 keeps it loaded",
                 param="keep_alive",
             )
-        return float(match.group(1)) * _UNITS[match.group(2)]
+        return seconds
 
     def sampling(self, preset: ModelPreset, max_tokens_limit: int) -> SamplingParams:
         defaults = preset.sampling
-        max_tokens = getattr(self, "max_completion_tokens", None) or self.max_tokens
+        max_tokens = self.max_completion_tokens or self.max_tokens
         if max_tokens is not None and max_tokens > max_tokens_limit:
             raise BadRequest(f"max_tokens may be at most {max_tokens_limit}", param="max_tokens")
         bias: dict[int, float] = {}
         for key, value in (self.logit_bias or {}).items():
-            if not key.lstrip("-").isdigit() or int(key) < 0:
-                raise BadRequest("logit_bias keys are token ids", param="logit_bias")
+            # ASCII digits only ("²".isdigit() is true), and within llama.cpp's int32 token ids.
+            if _TOKEN_ID.fullmatch(key) is None or int(key) >= 2**31:
+                raise BadRequest(
+                    f"logit_bias keys are token ids (0 to 2^31-1), not {key[:40]!r}",
+                    param="logit_bias",
+                )
             bias[int(key)] = value
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         return SamplingParams(
@@ -151,13 +171,26 @@ class _SamplingFields(_Lenient):
         )
 
 
+def fits_in_a_frame(generate: Generate, param: str) -> Generate:
+    """Refuse at the edge what the child protocol could not carry (a 400, not a 502 later)."""
+    try:
+        encode(generate)
+    except ProtocolError:
+        raise BadRequest(
+            f"the {param} is too large: a request to a model may take at most "
+            f"{MAX_FRAME_BYTES >> 20} MiB encoded",
+            param=param,
+            code="prompt_too_large",
+        ) from None
+    return generate
+
+
 def _pick(value: T | None, default: T | None) -> T | None:
     return value if value is not None else default
 
 
 class ChatCompletionRequest(_SamplingFields):
     messages: list[ChatMessageIn] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
     # vLLM's name: go on with the final assistant message instead of starting a new one.
     continue_final_message: bool = False
 
@@ -177,16 +210,19 @@ class ChatCompletionRequest(_SamplingFields):
                 "continue_final_message needs an assistant message last: the answer to go on with",
                 param="continue_final_message",
             )
-        return Generate(
-            request_id=request_id,
-            messages=tuple(messages),
-            params=self.sampling(preset, limit),
-            continue_final=self.continue_final_message,
+        return fits_in_a_frame(
+            Generate(
+                request_id=request_id,
+                messages=tuple(messages),
+                params=self.sampling(preset, limit),
+                continue_final=self.continue_final_message,
+            ),
+            "messages",
         )
 
 
 class CompletionRequest(_SamplingFields):
-    prompt: str | list[str]
+    prompt: NonEmpty | list[NonEmpty]
     echo: bool = False
     suffix: str | None = None
     logprobs: int | None = None
@@ -206,25 +242,7 @@ class CompletionRequest(_SamplingFields):
         ):
             if unsupported:
                 raise BadRequest(f"'{name}' is not supported", param=name, code="unsupported")
-        return Generate(request_id=request_id, prompt=prompt, params=self.sampling(preset, limit))
-
-
-def parse_body(model: type[M], raw: bytes) -> M:
-    """Parse a JSON body into ``model``; every failure is a 400 naming the field."""
-    try:
-        data: Any = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object", code="invalid_json")
-    try:
-        parsed = model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(
-            f"{where}: {first['msg']}" if where else first["msg"], param=where or None
-        ) from None
-    if parsed.model_extra:
-        log.debug("ignored request fields: %s", ", ".join(sorted(parsed.model_extra)))
-    return parsed
+        generate = Generate(
+            request_id=request_id, prompt=prompt, params=self.sampling(preset, limit)
+        )
+        return fits_in_a_frame(generate, "prompt")

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from corral.supervisor.appkeys import STREAMS
 from corral.supervisor.errors import BadRequest
+from corral.supervisor.http.json_body import read_body
 from corral.supervisor.http.sse import owner_of, send_sse
-from corral.supervisor.openai.schemas import parse_body
 from corral.supervisor.streams.resumable import conversation_id, follow
 
 MAX_LOOKUP_IDS = 256
@@ -42,7 +42,7 @@ async def stop(request: web.Request) -> web.Response:
 
 
 async def lookup(request: web.Request) -> web.Response:
-    body = parse_body(LookupRequest, await request.read())
+    body = await read_body(request, LookupRequest)
     ids = [conversation_id(cid) for cid in body.conversation_ids]
     infos = request.app[STREAMS].registry.lookup(ids, owner_of(request))
     data: list[dict[str, Any]] = [

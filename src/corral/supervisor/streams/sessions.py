@@ -225,11 +225,9 @@ class StreamSession:
         This is a plain method, not an async generator, so that a bad offset raises
         ``OffsetGone``/``OffsetAhead`` right here, before anything is sent (400/416).
 
-        The iterator yields stored bytes in chunks of at most ``FOLLOW_CHUNK``, then live bytes
-        as they arrive, and stops once the session is finished and every byte was delivered.
-        A follower that falls so far behind that its position drops off the ring gets
-        ``OffsetGone`` raised from the iterator instead of a gap in the data; the route should
-        then end the response (the client can look up the state and re-attach).
+        It yields stored bytes in chunks of at most ``FOLLOW_CHUNK``, then live bytes, until
+        the session is finished and every byte was delivered. A follower whose position drops
+        off the ring gets ``OffsetGone`` from the iterator, never a gap (see ``replay``).
 
         With ``heartbeat``, an idle wait of that many seconds yields ``b""`` so the route can
         send a ``: ping`` comment; that comment is not part of the stream's bytes.
@@ -296,12 +294,18 @@ class SessionRegistry:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def _cost(self, session: StreamSession) -> int:
+    def cost(self, session: StreamSession) -> int:
         return session.ring.retained if session.finished else session.ring.capacity
+
+    def owned_by(self, owner: str | None) -> list[StreamSession]:
+        return [s for s in self._sessions.values() if s.owner == owner]
+
+    def forget(self, session: StreamSession) -> None:  # a finished one, before its TTL
+        self._sessions.pop(session.conversation_id, None)
 
     def usage(self) -> int:
         """Accounted bytes: ``ring_capacity`` per running session, retained bytes otherwise."""
-        return sum(self._cost(s) for s in self._sessions.values())
+        return sum(self.cost(s) for s in self._sessions.values())
 
     def _expired(self, session: StreamSession, now: float) -> bool:
         return session.finished_at is not None and now - session.finished_at >= self.ttl
@@ -334,7 +338,7 @@ class SessionRegistry:
             raise SessionOwnedByOther(
                 f"conversation id {conversation_id!r} is in use by another owner"
             )
-        used = self.usage() - (self._cost(old) if old is not None else 0)
+        used = self.usage() - (self.cost(old) if old is not None else 0)
         if used + self.ring_capacity > self.total_capacity:
             raise SessionCapacityExceeded(
                 f"stream sessions use {used} of {self.total_capacity} bytes; a new one "
