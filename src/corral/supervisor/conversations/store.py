@@ -33,7 +33,10 @@ from corral.protocol.messages import MaxTokens, Probability, Temperature
 from corral.supervisor.auth.identity import Principal
 from corral.supervisor.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from corral.supervisor.store import Store
-from corral.supervisor.streams.sessions import InvalidConversationId, validate_conversation_id
+from corral.supervisor.streams.conversation_ids import (
+    InvalidConversationId,
+    validate_conversation_id,
+)
 
 __all__ = [
     "LOCAL_OWNER",

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from corral.supervisor.streams.conversation_ids import (
+    InvalidConversationId,
+    validate_conversation_id,
+)
 from corral.supervisor.streams.ring import (
     OffsetAhead,
     OffsetGone,
@@ -57,15 +60,9 @@ _FINAL_STATES: frozenset[str] = frozenset(get_args(SessionState)) - {"running"}
 # Stops the generation that feeds a session; may be sync or async.
 Canceller = Callable[[], Awaitable[None] | None]
 
-MAX_CONVERSATION_ID = 128
-_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 DEFAULT_RING_CAPACITY = 4 << 20
 DEFAULT_TOTAL_CAPACITY = 256 << 20
 FOLLOW_CHUNK = 64 << 10  # bounds each copy handed to a follower
-
-
-class InvalidConversationId(ValueError):
-    """A conversation id with a bad length or character (the route answers 400)."""
 
 
 class SessionOwnedByOther(Exception):
@@ -82,25 +79,6 @@ class SessionClosed(RuntimeError):
 
 class RegistryClosed(RuntimeError):
     """A create after ``close_all``: the server is shutting down."""
-
-
-def validate_conversation_id(value: str) -> str:
-    """Return ``value`` if it is 1 to 128 characters of ``[A-Za-z0-9._:-]``, else raise."""
-    if not isinstance(value, str):
-        raise InvalidConversationId("conversation id must be a string")
-    # fullmatch with an ASCII class: unicode letters and digits are refused, as is "\n".
-    if _ID_RE.fullmatch(value) is None:
-        if not value:
-            raise InvalidConversationId("conversation id must not be empty")
-        if len(value) > MAX_CONVERSATION_ID:
-            raise InvalidConversationId(
-                f"conversation id is {len(value)} characters; at most "
-                f"{MAX_CONVERSATION_ID} are allowed"
-            )
-        raise InvalidConversationId(
-            "conversation id may contain only ASCII letters, digits and the characters . _ : -"
-        )
-    return value
 
 
 @dataclass(frozen=True, slots=True)
