@@ -38,7 +38,7 @@ def _start(
     write_tiny_gguf(models / "local.gguf", seed=2)
     env = {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "5"}
     sup = supervisor(
-        "demo_model = false\n",
+        "demo_model = false\nspeech_models = false\n",
         env=env,
         data_dir=tmp_path / "data",
         models_dir=models,

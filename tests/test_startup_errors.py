@@ -57,4 +57,6 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
         )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    assert f"cannot serve 127.0.0.1:{port}" in done.stderr.strip().splitlines()[-1]
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"port {port} on 127.0.0.1 is already in use" in last
+    assert "--port" in last
