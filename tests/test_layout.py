@@ -82,3 +82,18 @@ def test_every_package_says_what_it_is_for() -> None:
         if ast.get_docstring(ast.parse(init.read_text())) is None
     ]
     assert undocumented == []
+
+
+def test_the_tests_mirror_the_packages() -> None:
+    """``tests/supervisor/streams/`` holds the tests of ``corral.supervisor.streams``, and so
+    on; ``tests/e2e/`` holds the end-to-end tier and ``tests/support/`` the helpers."""
+    tests = Path(__file__).resolve().parent
+    stray = [
+        str(d.relative_to(tests))
+        for d in tests.rglob("*")
+        if d.is_dir()
+        and d.name not in ("__pycache__", "e2e", "support")
+        and d.relative_to(tests).parts[0] not in ("e2e", "support")
+        and not (SRC / d.relative_to(tests)).is_dir()
+    ]
+    assert stray == []

@@ -15,7 +15,7 @@ from corral.supervisor.appkeys import ANALYTICS, CREDENTIALS, RELOADER, STREAMS
 from corral.supervisor.reloading import READ_PER_REQUEST
 from corral.supervisor.settings import Settings, load_settings
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "corral"
+SRC = Path(__file__).resolve().parents[2] / "src" / "corral"
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:

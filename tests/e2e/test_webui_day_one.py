@@ -12,12 +12,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests import test_webui_e2e as base
 from tests.conftest import SupervisorFactory
-from tests.support.browser import WEBUI
-from tests.support.supervisor_proc import Supervisor, wait_until
-from tests.support.tiny_pdf import tiny_pdf
-from tests.test_webui_e2e import (
+from tests.e2e import test_webui_e2e as base
+from tests.e2e.test_webui_e2e import (
     DONE,
     STREAMING,
     UI,
@@ -28,6 +25,9 @@ from tests.test_webui_e2e import (
     stream_state,
     wait_stored,
 )
+from tests.support.browser import WEBUI
+from tests.support.supervisor_proc import Supervisor, wait_until
+from tests.support.tiny_pdf import tiny_pdf
 
 pytestmark = pytest.mark.e2e
 browser = base.browser  # the harness's fixtures, shared rather than copied

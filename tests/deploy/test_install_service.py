@@ -15,7 +15,7 @@ import pytest
 
 from corral.deploy import install as installer
 from corral.deploy.install import InstallError, install_service, render_unit
-from tests.test_deploy_files import EXAMPLE_CONFIG, EXEC_START, GPU_DROPIN, UNIT, verify
+from tests.deploy.test_deploy_files import EXAMPLE_CONFIG, EXEC_START, GPU_DROPIN, UNIT, verify
 
 # A user that exists here (whoever runs the tests) and one that does not.
 ME = pwd.getpwuid(os.getuid()).pw_name
