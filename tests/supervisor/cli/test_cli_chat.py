@@ -129,7 +129,8 @@ def test_chat_loads_the_model_as_needed(supervisor: SupervisorFactory, tmp_path:
     sup = supervisor()
     chat = _spawn(sup, "run", "tiny", "--max-tokens", "8", "--verbose")
     chat.sendline("hello")
-    chat.expect_exact("answer 8 tokens")
+    # The random weights may sample end-of-generation before the cap: any count up to 8.
+    chat.expect(r"answer [1-8] tokens")
     chat.expect_exact(PROMPT)
     with sup.http() as http:
         assert http.get("/v1/models/tiny").json()["state"] == "loaded"
