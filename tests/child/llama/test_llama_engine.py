@@ -73,7 +73,13 @@ async def test_many_concurrent_requests_finish_with_exact_usage(child: ChildProc
     order = [(e.request_id, e.type) for e in frames if isinstance(e, Started | Done)]
     first_done = next(i for i, (_, kind) in enumerate(order) if kind == "done")
     started_before = {rid for rid, kind in order[:first_done] if kind == "started"}
-    assert started_before == {"r0", "r1", "r2"}
+    # Only the first three can start before any is done (under load the first may finish
+    # before a third has started, so the set may be smaller).
+    assert started_before <= {"r0", "r1", "r2"}
+    running = 0
+    for _, kind in order:
+        running += 1 if kind == "started" else -1
+        assert running <= 3
     # Never more than three at once, and the rest in order: r<k> starts after k - 2 are done.
     for k in range(3, 8):
         at = order.index((f"r{k}", "started"))
