@@ -7,16 +7,16 @@ after that, failures surface from ``events()``.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from corral.protocol.messages import Done, Error
 from corral.protocol.speech import Speak, Transcribe
-from corral.supervisor.child_process import ChildFailed, RequestEvent, RequestHandle, SpeechEvent
+from corral.supervisor.child_process import ChildFailed, RequestEvent, SpeechEvent
 from corral.supervisor.errors import BadGateway, BadRequest, CorralError
 from corral.supervisor.models.catalog import ModelEntry
+from corral.supervisor.models.held_request import HeldRequest
 from corral.supervisor.models.manager import ModelManager
 
 # child error code -> the request field it is about
@@ -46,17 +46,14 @@ class AudioJob:
     started_at: float = field(default_factory=time.monotonic)
     first_event_at: float | None = None
     done: Done | None = None
-    _lease: contextlib.AsyncExitStack | None = None
-    _handle: RequestHandle | None = None
+    _held: HeldRequest | None = None
 
     async def start(self) -> SpeechEvent:
         try:
-            self._lease = contextlib.AsyncExitStack()
-            lease = await self._lease.enter_async_context(
-                self.manager.lease(self.entry.id, holder=self)
+            self._held = held = await HeldRequest.open(
+                self.manager, self.entry.id, self.request, holder=self
             )
-            self._handle = await lease.child.open_request(self.request)
-            event = await self._handle.next_event()
+            event = await held.handle.next_event()
             if not isinstance(event, SpeechEvent):
                 raise failure(event)
             self.first_event_at = time.monotonic()
@@ -67,8 +64,8 @@ class AudioJob:
 
     async def events(self) -> AsyncIterator[SpeechEvent]:
         """The frames after the first, until ``done`` (then ``self.done`` is set)."""
-        handle = self._handle
-        assert handle is not None, "start() first"
+        assert self._held is not None, "start() first"
+        handle = self._held.handle
         while True:
             event = await handle.next_event()
             if isinstance(event, Done):
@@ -81,19 +78,12 @@ class AudioJob:
             yield event
 
     async def close(self) -> None:
-        """Cancel in the child if still running and give the model back. Idempotent; the
-        bookkeeping comes before any await, as in ``Generation.close``."""
-        handle, self._handle = self._handle, None
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            await lease.aclose()  # gives the model back before its first await
-        if handle is not None and not handle.finished:
-            with contextlib.suppress(ChildFailed):
-                await handle.cancel()
+        """Give the model back and cancel in the child if still running. Idempotent."""
+        held, self._held = self._held, None
+        if held is not None:
+            await held.close()
 
     async def interrupt(self) -> None:
         """The shutdown drain's stop: cancel in the child; the response still ends."""
-        handle = self._handle
-        if handle is not None and not handle.finished:
-            with contextlib.suppress(ChildFailed):
-                await handle.cancel()
+        if self._held is not None:
+            await self._held.interrupt()

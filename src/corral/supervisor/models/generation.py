@@ -8,15 +8,15 @@ error; after that, failures surface from ``deltas()``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from corral.protocol.messages import Delta, Done, Error, Generate, Started
-from corral.supervisor.child_process import ChildFailed, ChildProcess, RequestEvent, RequestHandle
+from corral.supervisor.child_process import ChildFailed, ChildProcess, RequestEvent
 from corral.supervisor.errors import BadGateway, BadRequest, CorralError, GatewayTimeout
 from corral.supervisor.models.catalog import ModelEntry
+from corral.supervisor.models.held_request import HeldRequest
 from corral.supervisor.models.manager import ModelManager
 
 _CLIENT_ERRORS = {"context_length_exceeded", "invalid_messages", "invalid_request"}
@@ -40,9 +40,8 @@ class Generation:
     first_token_at: float | None = None
     finished_at: float | None = None
     done: Done | None = None
-    _lease: contextlib.AsyncExitStack | None = None
-    _handle: RequestHandle | None = None
-    _child: ChildProcess | None = None
+    _held: HeldRequest | None = None
+    _child: ChildProcess | None = None  # kept after close, for a late stall report
 
     @property
     def request_id(self) -> str:
@@ -50,16 +49,14 @@ class Generation:
 
     async def start(self) -> None:
         try:
-            self._lease = contextlib.AsyncExitStack()
-            lease = await self._lease.enter_async_context(
-                self.manager.lease(self.entry.id, self.keep_alive, holder=self)
+            self._held = held = await HeldRequest.open(
+                self.manager, self.entry.id, self.request, keep_alive=self.keep_alive, holder=self
             )
-            self._child = lease.child
-            self._handle = await lease.child.open_request(self.request)
+            self._child = held.child
             first_token, _ = self._timeouts()
             try:
                 async with asyncio.timeout(first_token):
-                    event = await self._handle.next_event()
+                    event = await held.handle.next_event()
             except TimeoutError:
                 raise self._stalled(first_token) from None
             if not isinstance(event, Started):
@@ -71,8 +68,8 @@ class Generation:
 
     async def deltas(self, ping_interval: float | None = None) -> AsyncIterator[Delta | None]:
         """Yield each delta, or ``None`` after ``ping_interval`` seconds without one."""
-        handle = self._handle
-        assert handle is not None, "start() first"
+        assert self._held is not None, "start() first"
+        handle = self._held.handle
         first_token, stall = self._timeouts()
         deadline = self.started_at + first_token
         while True:
@@ -128,25 +125,15 @@ class Generation:
         return BadGateway(f"unexpected {event.type} frame before the request started")
 
     async def close(self) -> None:
-        """Cancel in the child if still running, and give the model back. Idempotent.
-
-        The bookkeeping comes first, before any await: a close that is itself cancelled must
-        still leave the model released and the generation off the shutdown drain's list.
-        """
-        handle, self._handle = self._handle, None
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            await lease.aclose()  # gives the model back before its first await
-        if handle is not None and not handle.finished:
-            with contextlib.suppress(ChildFailed):
-                await handle.cancel()
+        """Give the model back and cancel in the child if still running. Idempotent."""
+        held, self._held = self._held, None
+        if held is not None:
+            await held.close()
 
     async def interrupt(self) -> None:
         """Ask the child to stop early; the stream still ends normally (shutdown drain)."""
-        handle = self._handle
-        if handle is not None and not handle.finished:
-            with contextlib.suppress(ChildFailed):
-                await handle.cancel()
+        if self._held is not None:
+            await self._held.interrupt()
 
     @property
     def ttft(self) -> float | None:
