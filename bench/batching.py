@@ -13,7 +13,6 @@ random GGUF of the tests.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.streaming import stream_events
 from tests.support.supervisor_proc import Supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,16 +56,11 @@ def corral_stream(client: httpx.Client, i: int, max_tokens: int) -> Run:
     start = time.perf_counter()
     first = 0.0
     tokens = 0
-    with client.stream("POST", "/v1/chat/completions", json=body) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            event = json.loads(line[6:])
-            if event.get("usage"):
-                tokens = event["usage"]["completion_tokens"]
-            elif event.get("choices") and event["choices"][0]["delta"].get("content") and not first:
-                first = time.perf_counter()
+    for event in stream_events(client, body):
+        if event.get("usage"):
+            tokens = event["usage"]["completion_tokens"]
+        elif event.get("choices") and event["choices"][0]["delta"].get("content") and not first:
+            first = time.perf_counter()
     return Run(tokens, first - start, time.perf_counter() - start)
 
 

@@ -15,7 +15,6 @@ continuous batching (``generate_batch``) against N ``generate`` calls one after 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.streaming import stream_events
 from tests.support.supervisor_proc import Supervisor
 
 MESSAGES = [{"role": "user", "content": "Write a long story about horses and the sea."}]
@@ -87,17 +87,12 @@ def corral(client: httpx.Client, eos: int, max_tokens: int) -> tuple[float, floa
     start = time.perf_counter()
     first = last = 0.0
     completion = 0
-    with client.stream("POST", "/v1/chat/completions", json=body) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            event = json.loads(line[6:])
-            if event.get("usage"):
-                completion = event["usage"]["completion_tokens"]
-            if event.get("choices") and event["choices"][0]["delta"].get("content"):
-                last = time.perf_counter()
-                first = first or last
+    for event in stream_events(client, body):
+        if event.get("usage"):
+            completion = event["usage"]["completion_tokens"]
+        if event.get("choices") and event["choices"][0]["delta"].get("content"):
+            last = time.perf_counter()
+            first = first or last
     assert completion == max_tokens, completion
     return first - start, (max_tokens - 1) / (last - first)
 

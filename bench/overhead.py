@@ -11,7 +11,6 @@ does not end early; a round that stops early is reported and left out).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.streaming import stream_events
 from tests.support.supervisor_proc import Supervisor
 
 PROMPT = "Write a long, detailed story about a horse who learns to program computers."
@@ -72,22 +72,17 @@ def bench_corral(client: httpx.Client, max_tokens: int) -> Sample | None:
     first = last = 0.0
     finish = None
     completion = 0
-    with client.stream("POST", "/v1/chat/completions", json=body) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            event = json.loads(line[6:])
-            if event.get("usage"):
-                completion = event["usage"]["completion_tokens"]
-            if not event.get("choices"):
-                continue
-            choice = event["choices"][0]
-            if choice["delta"].get("content"):
-                last = time.perf_counter()
-                if not first:
-                    first = last
-            finish = choice.get("finish_reason") or finish
+    for event in stream_events(client, body):
+        if event.get("usage"):
+            completion = event["usage"]["completion_tokens"]
+        if not event.get("choices"):
+            continue
+        choice = event["choices"][0]
+        if choice["delta"].get("content"):
+            last = time.perf_counter()
+            if not first:
+                first = last
+        finish = choice.get("finish_reason") or finish
     if finish != "length" or completion != max_tokens:
         return None
     return Sample(first - start, (max_tokens - 1) / (last - first))
