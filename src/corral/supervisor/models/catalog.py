@@ -11,6 +11,7 @@ them are refused.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import sys
@@ -38,7 +39,12 @@ from corral.supervisor.models.demo_model import (
     header_part,
 )
 from corral.supervisor.models.gguf_header import GGUFError, MemoryShape, memory_shape, read_metadata
-from corral.supervisor.models.hf_entries import find_checkpoints, hf_argv, hf_footprint
+from corral.supervisor.models.hf_entries import (
+    capabilities,
+    find_checkpoints,
+    hf_argv,
+    hf_footprint,
+)
 from corral.supervisor.models.hub_speech import scan_hub
 from corral.supervisor.models.sampling_defaults import DEMO_SAMPLING, from_gguf, layered
 from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, SamplingDefaults, Settings
@@ -86,6 +92,13 @@ class ModelEntry:
     @property
     def backend(self) -> str:
         return self.preset.backend
+
+    @functools.cached_property
+    def serves(self) -> tuple[str, ...]:
+        """What the model serves ("chat", "embeddings", ...), read from an hf checkpoint's
+        files once per entry: the catalog caches entries, so not on every request."""
+        bundled = self.backend == "hf" and self.source == "demo"
+        return capabilities(self.backend, self.path, bundled_embedder=bundled)
 
 
 def validate_model_id(model_id: str) -> str:

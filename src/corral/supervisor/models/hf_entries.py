@@ -67,8 +67,7 @@ def capabilities(backend: str, path: Path | None, *, bundled_embedder: bool) -> 
 
 def require(entry: ModelEntry, capability: str) -> None:
     """A 400 naming the model when it does not serve ``capability`` (before any load)."""
-    bundled = entry.backend == "hf" and entry.source == "demo"
-    if capability not in capabilities(entry.backend, entry.path, bundled_embedder=bundled):
+    if capability not in entry.serves:
         raise BadRequest(
             f"the model '{entry.id}' does not serve {_NAMES.get(capability, capability)}",
             param="model",

@@ -27,7 +27,7 @@ from corral.supervisor.http.request_facts import RequestFacts
 from corral.supervisor.http.sse import owner_of, send_sse
 from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.generation import Generation
-from corral.supervisor.models.hf_entries import capabilities, refuse_unsupported, require
+from corral.supervisor.models.hf_entries import refuse_unsupported, require
 from corral.supervisor.models.shelf import shelf_status
 from corral.supervisor.models.speech_models import SPEECH_BACKENDS, model_kind
 from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
@@ -46,8 +46,7 @@ def model_object(request: web.Request, model_id: str, entry: ModelEntry | None) 
     if entry is not None:
         path = entry.path
         created = int(path.stat().st_mtime) if path is not None and path.exists() else 0
-        is_embedder = entry.backend == "hf" and entry.source == "demo"
-        served = capabilities(entry.backend, entry.path, bundled_embedder=is_embedder)
+        served = entry.serves
         kind = model_kind(entry.backend)
         if kind == "chat" and served and "chat" not in served:
             kind = served[0]  # an hf encoder: "embeddings" or "rerank"
