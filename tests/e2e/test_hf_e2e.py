@@ -245,11 +245,25 @@ def test_embedding_refusals_are_400s(hf_sup: Supervisor) -> None:
         )
     assert (caught.value.code, caught.value.param) == ("unsupported", "response_format")
     with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="tiny/chat", messages=HELLO, logprobs=True)  # type: ignore[arg-type]
+    assert (caught.value.code, caught.value.param) == ("unsupported", "logprobs")
+    with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model="tiny/embed", input="horses " * 100)
     assert caught.value.code == "context_length_exceeded"
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model="tiny/embed", input=[[10_000]])
     assert caught.value.code == "invalid_input"
+    # A field these routes do not know is refused by name, never dropped.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model="tiny/embed", input="x", user="alice")
+    assert caught.value.param == "user"
+    with hf_sup.http() as http:
+        reranked = http.post(
+            "/v1/rerank",
+            json={"model": "tiny/rerank", "query": "q", "documents": ["d"], "rank_fields": ["x"]},
+        )
+    assert reranked.status_code == 400
+    assert reranked.json()["error"]["param"] == "rank_fields"
 
 
 def test_rerank_orders_by_the_cross_encoders_scores(

@@ -75,24 +75,29 @@ def require(entry: ModelEntry, capability: str) -> None:
         )
 
 
+_TOOL_FIELDS = frozenset({"tools", "tool_choice", "functions", "function_call"})
+
+
 def refuse_unsupported(entry: ModelEntry, extra: dict[str, object] | None) -> None:
-    """The hf child has no tool calling and no constrained decoding yet: a request that asks
-    for them is a 400 naming the field, not an answer that silently ignores it."""
+    """A field the request schema does not know asks the hf child for something it cannot do
+    (tool calling, constrained decoding, logprobs...): a 400 naming it, never an answer that
+    silently ignores it. A field that asks nothing (false, empty, ``{"type": "text"}``) passes."""
     if entry.backend != "hf" or not extra:
         return
-    for name in ("tools", "tool_choice", "functions", "function_call"):
-        if extra.get(name):
-            raise BadRequest(
-                f"'{name}': tool calling is not supported by the hf backend yet",
-                param=name,
-                code="unsupported",
-            )
-    response_format = extra.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
+    for name, value in extra.items():
+        if not value:
+            continue
+        if name == "response_format" and isinstance(value, dict):
+            if value.get("type") in (None, "text"):
+                continue
+            what = "structured output (constrained decoding)"
+        elif name in _TOOL_FIELDS:
+            what = "tool calling"
+        else:
+            what = "this field"
         raise BadRequest(
-            "'response_format': structured output (constrained decoding) is not supported by "
-            "the hf backend yet",
-            param="response_format",
+            f"'{name}': {what} is not supported by the hf backend yet",
+            param=name,
             code="unsupported",
         )
 

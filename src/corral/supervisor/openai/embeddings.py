@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from corral.protocol.messages import Rerank
 from corral.supervisor.appkeys import MANAGER
@@ -17,19 +17,22 @@ from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.encoding import EncodeCall, split_inputs, vector_floats
 from corral.supervisor.models.hf_entries import require
 from corral.supervisor.openai.routes import resolve_for
-from corral.supervisor.openai.schemas import _Lenient
 
 MAX_INPUTS = 2048  # OpenAI's own limit per request
 MAX_DOCUMENTS = 1024
 TokenIds = list[Annotated[int, Field(ge=0)]]
 
 
-class EmbeddingRequest(_Lenient):
+class _Strict(BaseModel):
+    # Every field these routes accept changes the answer; any other is a 400 naming it.
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbeddingRequest(_Strict):
     model: str | None = None
     input: str | list[str] | TokenIds | list[TokenIds]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
-    user: str | None = None
     keep_alive: float | None = None
 
     def inputs(self) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
@@ -50,11 +53,11 @@ class EmbeddingRequest(_Lenient):
         return (), ids
 
 
-class Document(_Lenient):
+class Document(_Strict):
     text: str
 
 
-class RerankRequest(_Lenient):
+class RerankRequest(_Strict):
     model: str | None = None
     query: str
     documents: list[str | Document] = Field(min_length=1, max_length=MAX_DOCUMENTS)
