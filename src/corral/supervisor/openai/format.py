@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,33 +108,62 @@ async def collect(generation: Generation) -> tuple[str, Done]:
     return "".join(parts), generation.done
 
 
-async def sse_body(
+async def chunks(
     generation: Generation,
     ids: ResponseIds,
     *,
     include_usage: bool,
     ping_interval: float,
     on_text: Callable[[str], None] | None = None,
+) -> AsyncGenerator[dict[str, Any] | None, None]:
+    """A streaming response as OpenAI chunk objects, ``None`` after ``ping_interval`` idle.
+
+    This is the one internal stream every dialect renders (SSE here; Ollama, Anthropic and
+    Responses in their translators). A failure after the start raises ``CorralError``: each
+    encoder says it its own way, since the status line has already been sent.
+    """
+    if ids.kind == "chat":
+        yield ids.chunk("", role=True)
+    async for delta in generation.deltas(ping_interval=ping_interval):
+        if delta is not None and on_text is not None:
+            on_text(delta.text)
+        yield None if delta is None else ids.chunk(delta.text)
+    done = generation.done
+    assert done is not None
+    yield ids.chunk(None if ids.kind == "chat" else "", finish_reason(done))
+    if include_usage:
+        yield ids.usage_chunk(done.usage)
+
+
+async def sse_events(
+    events: AsyncGenerator[dict[str, Any] | None, None],
 ) -> AsyncGenerator[bytes, None]:
-    """The SSE body of a streaming response, event by event, with ``: ping`` when idle.
+    """OpenAI's encoding of ``chunks``: one SSE event each, ``: ping`` when idle, ``[DONE]``.
 
     Errors after the stream started go out as an error event followed by ``[DONE]``, since
     the status line has already been sent.
     """
-    if ids.kind == "chat":
-        yield sse_event(ids.chunk("", role=True))
-    try:
-        async for delta in generation.deltas(ping_interval=ping_interval):
-            if delta is not None and on_text is not None:
-                on_text(delta.text)
-            yield PING if delta is None else sse_event(ids.chunk(delta.text))
-    except CorralError as exc:
-        yield sse_event(exc.body())
-        yield DONE_EVENT
-        return
-    done = generation.done
-    assert done is not None
-    yield sse_event(ids.chunk(None if ids.kind == "chat" else "", finish_reason(done)))
-    if include_usage:
-        yield sse_event(ids.usage_chunk(done.usage))
+    async with contextlib.aclosing(events):
+        try:
+            async for chunk in events:
+                yield PING if chunk is None else sse_event(chunk)
+        except CorralError as exc:
+            yield sse_event(exc.body())
     yield DONE_EVENT
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one API speaks a generation, rendered from OpenAI's objects: the whole response
+    (``full``) and the streaming body (``stream``, over ``chunks``). Ollama, Anthropic and
+    Responses are translators of this shape over the same internal request."""
+
+    full: Callable[[dict[str, Any]], dict[str, Any]]
+    stream: Callable[[AsyncGenerator[dict[str, Any] | None, None]], AsyncGenerator[bytes, None]]
+    headers: Mapping[str, str]
+    always_usage: bool = False
+    """Ask ``chunks`` for the usage chunk whatever the request said (dialects that always
+    report token counts)."""
+
+
+OPENAI = Dialect(full=lambda response: response, stream=sse_events, headers={})

@@ -30,7 +30,7 @@ from corral.supervisor.models.generation import Generation
 from corral.supervisor.models.hf_entries import refuse_unsupported, require
 from corral.supervisor.models.shelf import shelf_status
 from corral.supervisor.models.speech_models import SPEECH_BACKENDS, model_kind
-from corral.supervisor.openai.format import Kind, ResponseIds, collect, sse_body
+from corral.supervisor.openai.format import OPENAI, Dialect, Kind, ResponseIds, chunks, collect
 from corral.supervisor.openai.schemas import ChatCompletionRequest, CompletionRequest
 from corral.supervisor.streams.resumable import cache_key, conversation_id, follow
 
@@ -103,16 +103,21 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    return await _generate(request, "chat", await read_body(request, ChatCompletionRequest))
+    return await respond(request, "chat", await read_body(request, ChatCompletionRequest))
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
-    return await _generate(request, "completion", await read_body(request, CompletionRequest))
+    return await respond(request, "completion", await read_body(request, CompletionRequest))
 
 
-async def _generate(
-    request: web.Request, kind: Kind, body: ChatCompletionRequest | CompletionRequest
+async def respond(
+    request: web.Request,
+    kind: Kind,
+    body: ChatCompletionRequest | CompletionRequest,
+    dialect: Dialect = OPENAI,
 ) -> web.StreamResponse:
+    """Run ``body`` on its model and answer in ``dialect`` (OpenAI's own unless a
+    translator's): whole, streamed, or as a resumable stream with ``X-Conversation-Id``."""
     settings = request.app[SETTINGS].current
     entry = resolve_for(request, body.model)
     require(entry, kind)  # an embedding model does not chat: a 400 before any load
@@ -133,21 +138,21 @@ async def _generate(
         body.keep_alive_seconds(),
     )
     if body.stream and cid is not None:
-        return await _resumable(request, conversation_id(cid), generation, kind, body)
+        return await _resumable(request, conversation_id(cid), generation, kind, body, dialect)
     await generation.start()
     ids = ResponseIds.new(kind, request_id, entry.id)
     facts = request[FACTS]
     try:
         if not body.stream:
             text, done = await collect(generation)
-            return web.json_response(ids.full(text, done))
-        body_chunks = sse_body(
+            return web.json_response(dialect.full(ids.full(text, done)))
+        events = chunks(
             generation,
             ids,
-            include_usage=body.include_usage,
+            include_usage=body.include_usage or dialect.always_usage,
             ping_interval=settings.sse_ping_interval,
         )
-        return await send_sse(request, body_chunks)
+        return await send_sse(request, dialect.stream(events), dict(dialect.headers))
     finally:
         # Also on a client disconnect (a failed write, or the handler's cancellation):
         # the generation stops in the child.
@@ -182,6 +187,7 @@ async def _resumable(
     generation: Generation,
     kind: Kind,
     body: ChatCompletionRequest | CompletionRequest,
+    dialect: Dialect,
 ) -> web.StreamResponse:
     """A stream that survives its client: a producer task fills the session, we follow it."""
     streams = request.app[STREAMS]
@@ -191,17 +197,19 @@ async def _resumable(
     ping = request.app[SETTINGS].current.sse_ping_interval
     # Attached before the producer runs: offset 0 is then always ours to read, however fast
     # the model is (a reader that falls behind later is told so in the stream).
-    chunks = follow(session, 0)
+    follower = follow(session, 0)
     answer = answer_recorder(request, cid) if kind == "chat" else None
     started = streams.start(
         session,
         generation,
-        sse_body(
-            generation,
-            ids,
-            include_usage=body.include_usage,
-            ping_interval=ping,
-            on_text=answer.add if answer is not None else None,
+        dialect.stream(
+            chunks(
+                generation,
+                ids,
+                include_usage=body.include_usage or dialect.always_usage,
+                ping_interval=ping,
+                on_text=answer.add if answer is not None else None,
+            )
         ),
         (lambda state: answer.save(generation, state)) if answer is not None else None,
     )
@@ -209,7 +217,7 @@ async def _resumable(
     # now cancels only this wait. A failed start, or a stop during it, is this POST's answer.
     await asyncio.shield(started)
     # A disconnect (failed write or handler cancellation) ends only this follower.
-    response = await send_sse(request, chunks, {"X-Conversation-Id": cid})
+    response = await send_sse(request, follower, {**dialect.headers, "X-Conversation-Id": cid})
     if generation.done is not None:
         record_facts(request[FACTS], generation)
     return response
