@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from corral.protocol import MAX_FRAME_BYTES
 from corral.protocol.messages import Done, Embed, Embeddings, Error, Rerank, Scores, Started
-from corral.supervisor.child_process import ChildFailed, RequestHandle
+from corral.supervisor.child_process import ChildFailed
 from corral.supervisor.errors import BadGateway, BadRequest, CorralError
 from corral.supervisor.models.catalog import ModelEntry
-from corral.supervisor.models.lease import Lease
+from corral.supervisor.models.held_request import HeldRequest
 from corral.supervisor.models.manager import ModelManager
 
 # Request frames stay under half the frame limit: JSON escaping can grow text further.
@@ -80,15 +80,15 @@ class EncodeCall:
     entry: ModelEntry
     keep_alive: float | None = None
     prompt_tokens: int = 0
-    _handle: RequestHandle | None = field(default=None, init=False)
+    _held: HeldRequest | None = field(default=None, init=False)
 
     async def embed(self, request_id: str, batches: list[Embed]) -> list[str]:
         """Every vector, base64-encoded, in input order."""
         vectors: list[str] = []
-        async with self._leased() as lease:
+        async with self._holding():
             for n, batch in enumerate(batches):
                 message = batch.model_copy(update={"request_id": f"{request_id}-{n}"})
-                async for frame in self._frames(lease, message, "embeddings"):
+                async for frame in self._frames(message, "embeddings"):
                     if isinstance(frame, Embeddings):
                         vectors.extend(frame.vectors)
         expected = sum(len(b.texts) or len(b.token_ids) for b in batches)
@@ -98,8 +98,8 @@ class EncodeCall:
 
     async def rerank(self, request: Rerank) -> list[float]:
         scores: list[float] = []
-        async with self._leased() as lease:
-            async for frame in self._frames(lease, request, "rerank"):
+        async with self._holding():
+            async for frame in self._frames(request, "rerank"):
                 if isinstance(frame, Scores):
                     scores = list(frame.scores)
         if len(scores) != len(request.documents):
@@ -109,23 +109,30 @@ class EncodeCall:
         return scores
 
     @contextlib.asynccontextmanager
-    async def _leased(self) -> AsyncIterator[Lease]:
+    async def _holding(self) -> AsyncIterator[None]:
+        """The call's lease, given back (and any open request cancelled) however it ends."""
         try:
-            async with self.manager.lease(self.entry.id, self.keep_alive, holder=self) as lease:
-                yield lease
+            yield
         finally:
-            await self.interrupt()
+            held, self._held = self._held, None
+            if held is not None:
+                await held.close()
 
     async def _frames(
-        self, lease: Lease, message: Embed | Rerank, what: str
+        self, message: Embed | Rerank, what: str
     ) -> AsyncIterator[Embeddings | Scores]:
-        self._handle = handle = await lease.child.open_request(message)
+        if self._held is None:
+            self._held = await HeldRequest.open(
+                self.manager, self.entry.id, message, keep_alive=self.keep_alive, holder=self
+            )
+            handle = self._held.handle
+        else:
+            handle = await self._held.reopen(message)
         while True:
             event = await handle.next_event()
             if isinstance(event, Started):
                 self.prompt_tokens += event.prompt_tokens
             elif isinstance(event, Done):
-                self._handle = None
                 return
             elif isinstance(event, Error):
                 raise _error(event, what)
@@ -136,7 +143,5 @@ class EncodeCall:
 
     async def interrupt(self) -> None:
         """Cancel the open child request, if any (a client gone, or the shutdown drain)."""
-        handle, self._handle = self._handle, None
-        if handle is not None and not handle.finished:
-            with contextlib.suppress(ChildFailed):
-                await handle.cancel()
+        if self._held is not None:
+            await self._held.interrupt()
