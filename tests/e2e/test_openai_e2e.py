@@ -135,7 +135,7 @@ BAD_INPUTS = [
     pytest.param(json.dumps({"messages": [{"role": "wizard", "content": "x"}]}).encode(), 400, None, id="unknown-role"),
     pytest.param(json.dumps({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}).encode(), 400, None, id="wrong-type"),
     pytest.param(json.dumps({"messages": [{"role": "user", "content": "x"}], "temperature": 5}).encode(), 400, None, id="out-of-range"),
-    pytest.param(json.dumps({"messages": [{"role": "user", "content": "x"}], "n": 2}).encode(), 400, None, id="n-not-1"),
+    pytest.param(json.dumps({"messages": [{"role": "user", "content": "x"}], "n": 9}).encode(), 400, None, id="n-over-8"),
     pytest.param(json.dumps({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}).encode(), 404, "model_not_found", id="unknown-model"),
     pytest.param(json.dumps({"model": "../etc/passwd", "messages": [{"role": "user", "content": "x"}]}).encode(), 400, "invalid_model_id", id="traversal-model-id"),
     pytest.param(json.dumps({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}).encode(), 400, "unsupported_content", id="image-part"),
@@ -185,7 +185,7 @@ def test_openai_client_raises_typed_errors(supervisor: SupervisorFactory) -> Non
         client.chat.completions.create(model="missing", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": "x"}], n=3
+            model="tiny", messages=[{"role": "user", "content": "x"}], n=9
         )
 
 

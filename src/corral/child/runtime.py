@@ -36,6 +36,7 @@ from corral.protocol.messages import (
     Started,
     Stats,
     StatsRequest,
+    TokenLogprob,
     Usage,
 )
 from corral.protocol.speech import Speak, Transcribe
@@ -63,9 +64,26 @@ class Job(Generic[R]):
     def started(self, prompt_tokens: int) -> None:
         self.channel.send(Started(request_id=self.request_id, prompt_tokens=prompt_tokens))
 
-    def emit(self, text: str, tokens: int) -> None:
+    def emit(
+        self,
+        text: str,
+        tokens: int,
+        *,
+        index: int = 0,
+        logprobs: tuple[TokenLogprob, ...] = (),
+        finish_reason: FinishReason | None = None,
+    ) -> None:
         self.tokens_sent += tokens
-        self.channel.send(Delta(request_id=self.request_id, text=text, tokens=tokens))
+        self.channel.send(
+            Delta(
+                request_id=self.request_id,
+                text=text,
+                tokens=tokens,
+                index=index,
+                logprobs=logprobs,
+                finish_reason=finish_reason,
+            )
+        )
 
 
 @dataclass
@@ -87,9 +105,10 @@ class EncodeJob:
 class RequestFailed(Exception):
     """A request-level failure the backend can name (prompt too long, bad parameter)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.param = param
 
 
 class Backend(Protocol[R]):
@@ -204,7 +223,9 @@ class Runtime(Generic[R]):
                 usage.completion_tokens,
             )
         except RequestFailed as exc:
-            self._channel.send(Error(request_id=job.request_id, code=exc.code, message=str(exc)))
+            self._channel.send(
+                Error(request_id=job.request_id, code=exc.code, message=str(exc), param=exc.param)
+            )
         except Exception as exc:
             log.exception("generation failed request_id=%s", job.request_id)
             self._channel.send(

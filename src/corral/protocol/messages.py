@@ -62,6 +62,27 @@ class ChatMessage(_Message):
     name: str | None = None
 
 
+class TopLogprob(_Message):
+    """One of the likeliest tokens at a position, by the model's own distribution."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] = ()
+
+
+class TokenLogprob(_Message):
+    """A generated token's log-probability and, when asked, the likeliest alternatives."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] = ()
+    top: tuple[TopLogprob, ...] = ()
+
+
+CompletionPrompt = str | tuple[int, ...]
+"""A completion prompt: text, or token ids as OpenAI's completions accept."""
+
+
 class SamplingParams(_Message):
     """Sampling settings; ``None`` means "the backend's default"."""
 
@@ -106,6 +127,17 @@ class Generate(_Message):
     """Regex patterns: with any, the grammar is lazy and applies from the first match on."""
     continue_final: bool = False
     """The last message is a partial assistant answer to go on with (no new assistant turn)."""
+    n: int = Field(default=1, ge=1, le=64)
+    """Choices per prompt, decoded as parallel sequences sharing the prompt's KV."""
+    logprobs: int | None = Field(default=None, ge=0, le=20)
+    """Report each token's log-probability, with this many top alternatives; None: none."""
+    prompts: tuple[CompletionPrompt, ...] = ()
+    """Completion prompts (text or token ids), each with ``n`` choices of index
+    ``prompt_i * n + j``; instead of ``prompt`` for token prompts and batches."""
+    echo: bool = False
+    """Each choice's text starts with its prompt (completions)."""
+    suffix: str | None = None
+    """Fill in the middle between the prompt and this text (models with FIM tokens)."""
 
 
 class Embed(_Message):
@@ -204,6 +236,12 @@ class Delta(_Message):
     request_id: RequestId
     text: str
     tokens: int = Field(ge=0)
+    index: int = Field(default=0, ge=0)
+    """The choice this text belongs to (``n`` and batch prompts)."""
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """One per token in ``tokens``, when the request asked for logprobs."""
+    finish_reason: FinishReason | None = None
+    """Set on a choice's last delta, when its sequence ended (the ``done`` frame ends all)."""
 
 
 class Embeddings(_Message):
@@ -238,6 +276,8 @@ class Error(_Message):
     request_id: RequestId | None = None
     code: str
     message: str
+    param: str | None = None
+    """The request field at fault, when the child can name it."""
 
 
 class Stats(_Message):

@@ -26,17 +26,37 @@ MAX_PENDING_CHARS = 4 << 20
 
 
 class _Pending:
-    """Deltas not yet read, kept as their text parts."""
+    """Deltas of one choice not yet read, kept as their text parts (and logprobs)."""
 
-    __slots__ = ("parts", "request_id", "tokens")
+    __slots__ = ("finish_reason", "index", "logprobs", "parts", "request_id", "tokens")
 
     def __init__(self, delta: Delta) -> None:
         self.request_id = delta.request_id
         self.parts = [delta.text]
         self.tokens = delta.tokens
+        self.index = delta.index
+        self.logprobs = list(delta.logprobs)
+        self.finish_reason = delta.finish_reason
+
+    def merges(self, delta: Delta) -> bool:
+        """Only text of the same choice merges, and nothing after the choice's end."""
+        return delta.index == self.index and self.finish_reason is None
+
+    def add(self, delta: Delta) -> None:
+        self.parts.append(delta.text)
+        self.tokens += delta.tokens
+        self.logprobs.extend(delta.logprobs)
+        self.finish_reason = delta.finish_reason
 
     def take(self) -> Delta:
-        return Delta(request_id=self.request_id, text="".join(self.parts), tokens=self.tokens)
+        return Delta(
+            request_id=self.request_id,
+            text="".join(self.parts),
+            tokens=self.tokens,
+            index=self.index,
+            logprobs=tuple(self.logprobs),
+            finish_reason=self.finish_reason,
+        )
 
 
 class RequestEvents:
@@ -69,9 +89,8 @@ class RequestEvents:
                 self._changed.set()
                 return False
             tail = self._items[-1] if self._items else None
-            if isinstance(tail, _Pending):
-                tail.parts.append(event.text)
-                tail.tokens += event.tokens
+            if isinstance(tail, _Pending) and tail.merges(event):
+                tail.add(event)
                 return True
             self._items.append(_Pending(event))
         else:

@@ -16,15 +16,12 @@ from dataclasses import dataclass, field
 import llama_cpp
 from llama_cpp._internals import LlamaContext, LlamaModel
 
+from corral.child.llama.choices import build_sequences, outcome, prompt_plans
 from corral.child.llama.engine import Engine
-from corral.child.llama.grammar import grammar_sampler
 from corral.child.llama.machine import default_gpu_layers, default_threads, extra_buffers_work
 from corral.child.llama.parking import Parking
 from corral.child.llama.prompt import Prompter
-from corral.child.llama.sampling import SequenceSampler
-from corral.child.llama.sequence import Sequence
 from corral.child.runtime import Job, RequestFailed, SlotStats
-from corral.child.text_stream import StopTextStream
 from corral.protocol.messages import ChildKind, FinishReason, Ready, Usage
 
 log = logging.getLogger("corral.child.llama")
@@ -111,40 +108,36 @@ class LlamaBackend:
         assert engine is not None and prompter is not None and model is not None
         request = job.request
         params = request.params
-        prompt, template_stops = prompter.tokens(request)
-        if not prompt:  # llama.cpp asserts on an empty batch; a model without BOS gets one
-            raise RequestFailed("invalid_request", "the prompt is empty: it has no tokens")
+        if request.n > self.parallel:
+            raise RequestFailed(
+                "invalid_request",
+                f"n may be at most {self.parallel} here: the model decodes that many at once",
+                param="n",
+            )
         if params.logit_bias and max(params.logit_bias) >= model.n_vocab():
             raise RequestFailed(
                 "invalid_request",
                 f"logit_bias names token {max(params.logit_bias)}; the vocabulary has "
                 f"{model.n_vocab()} tokens",
             )
-        if len(prompt) >= self.n_ctx:
-            raise RequestFailed(
-                "context_length_exceeded",
-                f"the prompt has {len(prompt)} tokens; this model's context holds {self.n_ctx}",
-            )
-        if not prompt:
-            raise RequestFailed("invalid_request", "the prompt is empty")
-        params = request.params
-        budget = self.n_ctx - len(prompt)
-        sampler = SequenceSampler(
-            params, model.n_vocab(), grammar_sampler(model.vocab, request), history=prompt
-        )
-        sequence = Sequence(
-            job=job,
-            prompt=prompt,
-            sampler=sampler,
-            text=StopTextStream(params.stop + template_stops),
-            max_tokens=min(params.max_tokens or budget, budget),
-            cache_key=request.cache_key,
-        )
-        job.started(len(prompt))
-        engine.submit(sequence)
-        sequence.finished.wait()
-        outcome = sequence.outcome
-        if isinstance(outcome, RequestFailed):
-            raise outcome
-        assert outcome is not None
-        return outcome
+        plans, template_stops = prompt_plans(prompter, model, request)
+        for plan in plans:
+            if not plan.tokens:  # llama.cpp asserts on an empty batch
+                raise RequestFailed("invalid_request", "the prompt is empty: it has no tokens")
+            if len(plan.tokens) >= self.n_ctx:
+                raise RequestFailed(
+                    "context_length_exceeded",
+                    f"the prompt has {len(plan.tokens)} tokens; this model's context holds "
+                    f"{self.n_ctx}",
+                )
+        sequences = build_sequences(job, model, plans, template_stops, self.n_ctx)
+        job.started(sum(len(plan.tokens) for plan in plans))
+        if request.echo:
+            for seq in sequences:
+                job.emit(plans[seq.index // request.n].echo, 0, index=seq.index)
+        for seq in sequences:
+            if seq.leader is None:
+                engine.submit(seq)
+        for seq in sequences:
+            seq.finished.wait()
+        return outcome(sequences, request.n)

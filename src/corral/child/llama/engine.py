@@ -19,6 +19,7 @@ from typing import Any
 
 import llama_cpp
 
+from corral.child.llama.logprobs import LogprobReader
 from corral.child.llama.parking import Parking
 from corral.child.llama.prompt import piece
 from corral.child.llama.sequence import Sequence
@@ -46,9 +47,11 @@ class Engine:
     _batch: Any = field(init=False)
     _memory: Any = field(init=False)
     _cached_served: int = field(default=0, init=False)
+    _logprobs: LogprobReader = field(init=False)
 
     def __post_init__(self) -> None:
         self._slots = SlotTable(self.parallel)
+        self._logprobs = LogprobReader(self.vocab, llama_cpp.llama_vocab_n_tokens(self.vocab))
         # Never freed: the process is the unit, and freeing under a decode at exit would crash.
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._memory = llama_cpp.llama_get_memory(self.ctx)
@@ -94,7 +97,8 @@ class Engine:
     def _retire_cancelled(self) -> None:
         for seq in [s for s in self._waiting if s.job.cancelled.is_set()]:
             self._waiting.remove(seq)
-            seq.finish("cancelled")
+            for member in (seq, *seq.followers):
+                member.finish("cancelled")
         for seq in [s for s in self._running if s.job.cancelled.is_set()]:
             self._retire(seq, "cancelled")
 
@@ -102,8 +106,8 @@ class Engine:
         while self._waiting:
             seq = self._waiting[0]
             slot = self._slots.choose(seq.prompt, seq.cache_key)
-            if slot is None:
-                return  # all slots busy: the rest wait, in order
+            if slot is None or self.parallel - self._slots.busy < 1 + len(seq.followers):
+                return  # not enough free slots for the whole group: the rest wait, in order
             self._waiting.pop(0)
             self._swap_conversations(slot, seq.cache_key)
             self._slots.occupy(slot, seq.cache_key)
@@ -116,7 +120,29 @@ class Engine:
             seq.slot, seq.n_past, seq.cached = slot.seq_id, keep, keep
             self._cached_served += keep
             self._running.append(seq)
+            self._admit_followers(seq)
             self.on_change()
+
+    def _admit_followers(self, leader: Sequence) -> None:
+        """The other choices of ``leader``'s prompt wait in their own slots for its KV."""
+        for follower in leader.followers:
+            slot = self._slots.choose([], None)  # the least recently used free slot
+            assert slot is not None  # _admit saw room for the whole group
+            self._swap_conversations(slot, None)
+            self._slots.occupy(slot, None)
+            llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+            follower.slot, follower.n_past = slot.seq_id, 0
+            self._running.append(follower)
+
+    def _share_prompt(self, leader: Sequence, index: int) -> None:
+        """The leader's prompt is read: each follower gets a copy of its KV (in a unified KV
+        only the cells' sequence sets change) and samples its first token from the same row."""
+        for follower in leader.followers:
+            if follower.leader is None or follower not in self._running:
+                continue
+            llama_cpp.llama_memory_seq_cp(self._memory, leader.slot, follower.slot, -1, -1)
+            follower.leader, follower.n_past = None, len(follower.prompt)
+            self._sample(follower, index)
 
     def _swap_conversations(self, slot: Slot, key: str | None) -> None:
         """Park the conversation leaving ``slot``; bring ``key``'s back from the parking."""
@@ -159,11 +185,19 @@ class Engine:
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
         for index, seq in rows:
-            token = seq.sampler.sample(self.ctx, index)
-            eog = bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
-            reason = seq.take(token, b"" if eog else piece(self.vocab, token), eog)
-            if reason is not None:
-                self._retire(seq, reason)
+            if seq.next_token is None and seq.followers:
+                self._share_prompt(seq, index)  # before the leader may retire with its token
+            self._sample(seq, index)
+
+    def _sample(self, seq: Sequence, index: int) -> None:
+        token = seq.sampler.sample(self.ctx, index)
+        eog = bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+        logprob = None
+        if seq.top_logprobs is not None and not eog:
+            logprob = self._logprobs.read(self.ctx, index, token, seq.top_logprobs)
+        reason = seq.take(token, b"" if eog else piece(self.vocab, token), eog, logprob)
+        if reason is not None:
+            self._retire(seq, reason)
 
     def _add(self, token: int, pos: int, seq_id: int, *, logits: bool) -> None:
         batch = self._batch

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from corral.child.llama.sampling import SequenceSampler
 from corral.child.runtime import Job, RequestFailed
 from corral.child.text_stream import StopTextStream
-from corral.protocol.messages import FinishReason, Usage
+from corral.protocol.messages import FinishReason, TokenLogprob, Usage
 
 
 @dataclass(eq=False)
@@ -34,26 +34,38 @@ class Sequence:
     pending_tokens: int = 0
     finished: threading.Event = field(default_factory=threading.Event)
     outcome: tuple[FinishReason, Usage] | RequestFailed | None = None
+    index: int = 0
+    """The choice this sequence is (``n`` and batch prompts)."""
+    top_logprobs: int | None = None
+    """Report logprobs with this many alternatives; None: the request did not ask."""
+    followers: list[Sequence] = field(default_factory=list)
+    """The other choices of this prompt: admitted with it, given a copy of its prompt's KV."""
+    leader: Sequence | None = None
+    """For a follower, until the leader's prompt is read and its KV copied here."""
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)
 
     @property
     def prefilling(self) -> bool:
-        return self.next_token is None
+        return self.next_token is None and self.leader is None
 
     @property
     def tokens(self) -> list[int]:
         """What the slot's KV holds once this sequence retires."""
         return (self.prompt + self.completion)[: self.n_past]
 
-    def take(self, token: int, piece: bytes, eog: bool) -> FinishReason | None:
+    def take(
+        self, token: int, piece: bytes, eog: bool, logprob: TokenLogprob | None = None
+    ) -> FinishReason | None:
         """Handle a sampled token; a finish reason when the sequence ends with it."""
         if eog:
             return "stop"  # the end-of-generation token is neither text nor counted
         self.completion.append(token)
         self.pending_tokens += 1
+        if logprob is not None:
+            self.pending_logprobs.append(logprob)
         text = self.text.push(piece)
         if text:
-            self.job.emit(text, self.pending_tokens)
-            self.pending_tokens = 0
+            self._emit(text)
         if self.text.stopped:
             return "stop"
         if len(self.completion) >= self.max_tokens:
@@ -61,9 +73,17 @@ class Sequence:
         self.next_token = token
         return None
 
+    def _emit(self, text: str, reason: FinishReason | None = None) -> None:
+        logprobs, self.pending_logprobs = tuple(self.pending_logprobs), []
+        self.job.emit(
+            text, self.pending_tokens, index=self.index, logprobs=logprobs, finish_reason=reason
+        )
+        self.pending_tokens = 0
+
     def finish(self, reason: FinishReason) -> None:
-        if reason != "cancelled" and (tail := self.text.flush()):
-            self.job.emit(tail, self.pending_tokens)
+        if reason != "cancelled":
+            # The choice's last delta says how it ended (the done frame ends them all).
+            self._emit(self.text.flush(), reason)
         usage = Usage(
             prompt_tokens=len(self.prompt),
             completion_tokens=len(self.completion),

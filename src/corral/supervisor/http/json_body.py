@@ -77,14 +77,43 @@ def parse_body(model: type[M], raw: bytes) -> M:
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        # A union reports one error per member it tried. The one about what the client meant
+        # is a broken rule (too long, out of range) rather than a wrong type, and among those
+        # the one that got furthest into the value ("prompt.0", not "prompt").
+        first = max(
+            exc.errors(),
+            key=lambda e: (
+                not e["type"].endswith(("_type", "_parsing")),
+                len(field_path(e["loc"]).split(".")),
+            ),
+        )
+        where = field_path(first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise BadRequest(
+                f"unknown field '{where}': Corral does not support it", param=where
+            ) from None
         raise BadRequest(
             f"{where}: {first['msg']}" if where else first["msg"], param=where or None
         ) from None
     if parsed.model_extra:
         log.debug("ignored request fields: %s", ", ".join(sorted(parsed.model_extra)))
     return parsed
+
+
+# pydantic names the member of a union it tried ("str", "list[int]", "TextPart",
+# "function-after[...]") among the field names: such a step is no part of the request.
+_FIELD_STEP = re.compile(r"[a-z_][a-z0-9_]*")
+_TYPE_NAMES = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "tuple", "any"})
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A validation error's location as the request names it: ``messages.0.content``."""
+    steps = [
+        str(step)
+        for step in loc
+        if isinstance(step, int) or (_FIELD_STEP.fullmatch(step) and step not in _TYPE_NAMES)
+    ]
+    return ".".join(steps)
 
 
 def is_json_type(content_type: str) -> bool:

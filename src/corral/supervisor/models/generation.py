@@ -23,8 +23,8 @@ _CLIENT_ERRORS = {"context_length_exceeded", "invalid_messages", "invalid_reques
 
 
 def _error_from_child(frame: Error) -> CorralError:
-    if frame.code in _CLIENT_ERRORS:
-        return BadRequest(frame.message, code=frame.code, param="messages")
+    if frame.code in _CLIENT_ERRORS or (frame.code == "unsupported" and frame.param):
+        return BadRequest(frame.message, code=frame.code, param=frame.param or "messages")
     return BadGateway(frame.message, code=frame.code)
 
 

@@ -6,12 +6,19 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from corral.protocol.messages import Done, Usage
+from corral.protocol.messages import Delta, Done, Usage
 from corral.supervisor.errors import CorralError
 from corral.supervisor.models.generation import Generation
+from corral.supervisor.openai.choices import (
+    Choice,
+    ChoicePlan,
+    Choices,
+    chat_logprobs,
+    completion_logprobs,
+)
 
 Kind = Literal["chat", "completion"]
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -37,8 +44,12 @@ def usage_dict(usage: Usage) -> dict[str, Any]:
 
 
 def finish_reason(done: Done) -> str:
+    return openai_reason(done.finish_reason)
+
+
+def openai_reason(reason: str) -> str:
     # OpenAI knows only stop/length; a cancelled generation ended early like a stop.
-    return "length" if done.finish_reason == "length" else "stop"
+    return "length" if reason == "length" else "stop"
 
 
 @dataclass(frozen=True)
@@ -47,36 +58,69 @@ class ResponseIds:
     id: str
     model: str
     created: int
+    fingerprint: str | None = None
+    plan: ChoicePlan = field(default_factory=ChoicePlan)
 
     @classmethod
-    def new(cls, kind: Kind, request_id: str, model: str) -> ResponseIds:
+    def new(
+        cls,
+        kind: Kind,
+        request_id: str,
+        model: str,
+        *,
+        fingerprint: str | None = None,
+        plan: ChoicePlan | None = None,
+    ) -> ResponseIds:
         prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
-        return cls(kind, prefix + request_id, model, int(time.time()))
+        return cls(
+            kind, prefix + request_id, model, int(time.time()), fingerprint, plan or ChoicePlan()
+        )
 
     def _envelope(self, obj: str) -> dict[str, Any]:
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+        return {
+            "id": self.id,
+            "object": obj,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.fingerprint,
+        }
 
     def full(self, text: str, done: Done) -> dict[str, Any]:
-        if self.kind == "chat":
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": None,
-                "finish_reason": finish_reason(done),
-            }
-            body = self._envelope("chat.completion")
-        else:
-            choice = {
-                "index": 0,
-                "text": text,
-                "logprobs": None,
-                "finish_reason": finish_reason(done),
-            }
-            body = self._envelope("text_completion")
-        return {**body, "choices": [choice], "usage": usage_dict(done.usage)}
+        return self.full_choices([Choice(0, [text])], done)
+
+    def full_choices(self, choices: list[Choice], done: Done) -> dict[str, Any]:
+        rendered = []
+        for c in choices:
+            reason = openai_reason(c.finish_reason) if c.finish_reason else finish_reason(done)
+            logprobs = None
+            if self.plan.logprobs:
+                logprobs = (
+                    chat_logprobs(c.logprobs)
+                    if self.kind == "chat"
+                    else completion_logprobs(c.logprobs, 0)
+                )
+            if self.kind == "chat":
+                message = {"role": "assistant", "content": c.text}
+                rendered.append(
+                    {"index": c.index, "message": message, "logprobs": logprobs,
+                     "finish_reason": reason}
+                )  # fmt: skip
+            else:
+                rendered.append(
+                    {"index": c.index, "text": c.text, "logprobs": logprobs,
+                     "finish_reason": reason}
+                )  # fmt: skip
+        obj = "chat.completion" if self.kind == "chat" else "text_completion"
+        return {**self._envelope(obj), "choices": rendered, "usage": usage_dict(done.usage)}
 
     def chunk(
-        self, text: str | None, reason: str | None = None, *, role: bool = False
+        self,
+        text: str | None,
+        reason: str | None = None,
+        *,
+        role: bool = False,
+        index: int = 0,
+        logprobs: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         if self.kind == "chat":
             delta: dict[str, Any] = {}
@@ -85,18 +129,34 @@ class ResponseIds:
             if text is not None:
                 delta["content"] = text
             choice: dict[str, Any] = {
-                "index": 0,
+                "index": index,
                 "delta": delta,
-                "logprobs": None,
+                "logprobs": logprobs,
                 "finish_reason": reason,
             }
             return {**self._envelope("chat.completion.chunk"), "choices": [choice]}
-        choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": reason}
+        choice = {"index": index, "text": text or "", "logprobs": logprobs, "finish_reason": reason}
         return {**self._envelope("text_completion"), "choices": [choice]}
+
+    def delta_logprobs(self, delta: Delta, offset: int) -> dict[str, Any] | None:
+        if not self.plan.logprobs or not delta.logprobs:
+            return None
+        if self.kind == "chat":
+            return chat_logprobs(delta.logprobs)
+        return completion_logprobs(delta.logprobs, offset)
 
     def usage_chunk(self, usage: Usage) -> dict[str, Any]:
         obj = "chat.completion.chunk" if self.kind == "chat" else "text_completion"
         return {**self._envelope(obj), "choices": [], "usage": usage_dict(usage)}
+
+
+async def collect_choices(generation: Generation) -> tuple[Choices, Done]:
+    choices = Choices()
+    async for delta in generation.deltas():
+        if delta is not None:
+            choices.add(delta)
+    assert generation.done is not None
+    return choices, generation.done
 
 
 async def collect(generation: Generation) -> tuple[str, Done]:
@@ -122,15 +182,32 @@ async def chunks(
     Responses in their translators). A failure after the start raises ``CorralError``: each
     encoder says it its own way, since the status line has already been sent.
     """
+    count = ids.plan.count
     if ids.kind == "chat":
-        yield ids.chunk("", role=True)
+        for index in range(count):
+            yield ids.chunk("", role=True, index=index)
+    ended: set[int] = set()
+    offsets: dict[int, int] = {}  # characters sent per choice, for text_offset
     async for delta in generation.deltas(ping_interval=ping_interval):
-        if delta is not None and on_text is not None:
+        if delta is None:
+            yield None
+            continue
+        if on_text is not None and delta.index == 0:  # a stored conversation keeps choice 0
             on_text(delta.text)
-        yield None if delta is None else ids.chunk(delta.text)
+        if delta.text or delta.logprobs:
+            offset = offsets.get(delta.index, 0)
+            offsets[delta.index] = offset + len(delta.text)
+            logprobs = ids.delta_logprobs(delta, offset)
+            yield ids.chunk(delta.text, index=delta.index, logprobs=logprobs)
+        if delta.finish_reason is not None and delta.index not in ended:
+            ended.add(delta.index)
+            end = None if ids.kind == "chat" else ""
+            yield ids.chunk(end, openai_reason(delta.finish_reason), index=delta.index)
     done = generation.done
     assert done is not None
-    yield ids.chunk(None if ids.kind == "chat" else "", finish_reason(done))
+    for index in range(count):  # choices whose child did not say how each ended
+        if index not in ended:
+            yield ids.chunk(None if ids.kind == "chat" else "", finish_reason(done), index=index)
     if include_usage:
         yield ids.usage_chunk(done.usage)
 

@@ -30,7 +30,16 @@ from corral.supervisor.models.generation import Generation
 from corral.supervisor.models.hf_entries import refuse_unsupported, require
 from corral.supervisor.models.shelf import shelf_status
 from corral.supervisor.models.speech_models import SPEECH_BACKENDS, model_kind
-from corral.supervisor.openai.format import OPENAI, Dialect, Kind, ResponseIds, chunks, collect
+from corral.supervisor.openai.choices import fingerprint
+from corral.supervisor.openai.format import (
+    OPENAI,
+    Dialect,
+    Kind,
+    ResponseIds,
+    chunks,
+    collect_choices,
+)
+from corral.supervisor.openai.refusals import refuse_for_backend
 from corral.supervisor.openai.schemas import ChatCompletionRequest, CompletionRequest
 from corral.supervisor.streams.resumable import cache_key, conversation_id, follow
 
@@ -122,6 +131,7 @@ async def respond(
     entry = resolve_for(request, body.model)
     require(entry, kind)  # an embedding model does not chat: a 400 before any load
     refuse_unsupported(entry, body.model_extra)
+    refuse_for_backend(entry.backend, body.engine_asks())
     if entry.backend in SPEECH_BACKENDS:
         raise BadRequest(
             f"'{entry.id}' is a {model_kind(entry.backend)} model; it does not generate text",
@@ -131,21 +141,25 @@ async def respond(
     request_id = uuid.uuid4().hex
     cid = request.headers.get("X-Conversation-Id")
     generate = body.to_generate(request_id, entry.preset, settings.max_tokens_limit)
+    if body.user:  # OpenAI's end-user id: recorded with the request, for abuse tracing
+        log.info("request %s for user %r", request_id, body.user[:128])
+    hint = cid if cid is not None else getattr(body, "prompt_cache_key", None)
     generation = Generation(
         request.app[MANAGER],
         entry,
-        generate.model_copy(update={"cache_key": cache_key(cid)}),
+        generate.model_copy(update={"cache_key": cache_key(hint)}),
         body.keep_alive_seconds(),
     )
     if body.stream and cid is not None:
         return await _resumable(request, conversation_id(cid), generation, kind, body, dialect)
     await generation.start()
-    ids = ResponseIds.new(kind, request_id, entry.id)
+    ids = new_ids(kind, request_id, entry, body)
     facts = request[FACTS]
     try:
         if not body.stream:
-            text, done = await collect(generation)
-            return web.json_response(dialect.full(ids.full(text, done)))
+            choices, done = await collect_choices(generation)
+            answer = ids.full_choices(choices.answer(ids.plan), done)
+            return web.json_response(dialect.full(answer))
         events = chunks(
             generation,
             ids,
@@ -158,6 +172,14 @@ async def respond(
         # the generation stops in the child.
         await generation.close()
         record_facts(facts, generation)
+
+
+def new_ids(
+    kind: Kind, request_id: str, entry: ModelEntry, body: ChatCompletionRequest | CompletionRequest
+) -> ResponseIds:
+    return ResponseIds.new(
+        kind, request_id, entry.id, fingerprint=fingerprint(entry), plan=body.choice_plan()
+    )
 
 
 def record_facts(facts: RequestFacts, generation: Generation) -> None:
@@ -193,7 +215,7 @@ async def _resumable(
     streams = request.app[STREAMS]
     request[FACTS].conversation_id = cid
     session = await streams.open(cid, owner_of(request), generation.entry.id)
-    ids = ResponseIds.new(kind, generation.request_id, generation.entry.id)
+    ids = new_ids(kind, generation.request_id, generation.entry, body)
     ping = request.app[SETTINGS].current.sse_ping_interval
     # Attached before the producer runs: offset 0 is then always ours to read, however fast
     # the model is (a reader that falls behind later is told so in the stream).

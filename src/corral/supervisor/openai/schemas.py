@@ -1,7 +1,8 @@
 """OpenAI request bodies, parsed at the edge and turned at once into the protocol's ``Generate``.
 
-The models are lenient where OpenAI clients send extras (unknown fields are logged, not
-fatal) and strict where a wrong value would silently change the answer.
+The models are strict: every field Corral accepts is honoured, and a field it does not know
+is a 400 naming it (``extra="forbid"``), never silently ignored. OpenAI's fields that Corral
+knows but cannot honour are declared and refused in ``refusals.py``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -26,11 +27,19 @@ from corral.protocol.messages import (
     TopK,
 )
 from corral.supervisor.errors import BadRequest
+from corral.supervisor.openai.choices import ChoicePlan
+from corral.supervisor.openai.prompts import BATCH, TokenIds, prompt_items
+from corral.supervisor.openai.refusals import (
+    REFUSED_CHAT_FIELDS,
+    check_chat_fields,
+    check_stream_options,
+)
 from corral.supervisor.settings import ModelPreset
 
 log = logging.getLogger("corral.api")
 
 MAX_STOP_SEQUENCES = 16
+MAX_CHOICES = 8  # n and best_of: each choice is a sequence in one of the model's slots
 MAX_KEEP_ALIVE_S = 10 * 365 * 86400.0  # ten years; -1 is forever
 _DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$")
 T = TypeVar("T")
@@ -40,20 +49,30 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-class TextPart(_Lenient):
+class TextPart(_Strict):
     type: Literal["text"]
     text: str
 
 
-class OtherPart(_Lenient):
+class OtherPart(BaseModel):
+    """A content part of another type (image, audio, file): refused by type, whatever it holds."""
+
+    model_config = ConfigDict(extra="allow")
     type: str
 
+    @field_validator("type")
+    @classmethod
+    def _not_text(cls, value: str) -> str:
+        if value == "text":
+            raise ValueError("a text part holds only type and text")
+        return value
 
-class ChatMessageIn(_Lenient):
+
+class ChatMessageIn(_Strict):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart | OtherPart] | None = None
     name: str | None = None
@@ -75,11 +94,12 @@ class ChatMessageIn(_Lenient):
         return "".join(parts)
 
 
-class StreamOptions(_Lenient):
+class StreamOptions(_Strict):
     include_usage: bool = False
+    include_obfuscation: bool | None = None
 
 
-class _SamplingFields(_Lenient):
+class _SamplingFields(_Strict):
     model: str | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -94,17 +114,10 @@ class _SamplingFields(_Lenient):
     frequency_penalty: Penalty | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
-    n: int = 1
+    n: int = Field(default=1, ge=1, le=MAX_CHOICES)
     logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     keep_alive: float | str | None = None
     user: str | None = None
-
-    @field_validator("n")
-    @classmethod
-    def _one_choice(cls, n: int) -> int:
-        if n != 1:
-            raise ValueError("only n=1 is supported")
-        return n
 
     @field_validator("stop")
     @classmethod
@@ -193,8 +206,39 @@ class ChatCompletionRequest(_SamplingFields):
     messages: list[ChatMessageIn] = Field(min_length=1)
     # vLLM's name: go on with the final assistant message instead of starting a new one.
     continue_final_message: bool = False
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    # The same KV slot hint as X-Conversation-Id, without making the stream resumable.
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    # OpenAI's fields that are refused unless they ask for nothing (refusals.py).
+    store: bool | None = None
+    metadata: dict[str, Any] | None = None
+    service_tier: str | None = None
+    modalities: list[str] | None = None
+    audio: Any = None
+    prediction: Any = None
+    reasoning_effort: Any = None
+    verbosity: Any = None
+    web_search_options: Any = None
+
+    def choice_plan(self) -> ChoicePlan:
+        return ChoicePlan(n=self.n, logprobs=self.logprobs)
+
+    def engine_asks(self) -> dict[str, object]:
+        """What only the llama engine serves, as asked (refused for other backends)."""
+        asks: dict[str, object] = {"n": self.n} if self.n > 1 else {}
+        if self.logprobs:
+            asks["logprobs"] = True
+        return asks
 
     def to_generate(self, request_id: str, preset: ModelPreset, limit: int) -> Generate:
+        check_chat_fields(self.model_dump(include=_REFUSABLE, exclude_none=True))
+        check_stream_options(
+            self.stream_options is not None and bool(self.stream_options.include_obfuscation)
+        )
+        if self.top_logprobs is not None and not self.logprobs:
+            raise BadRequest("top_logprobs needs logprobs: true", param="top_logprobs")
         messages = [
             ChatMessage(
                 role="system" if m.role == "developer" else m.role,
@@ -216,33 +260,75 @@ class ChatCompletionRequest(_SamplingFields):
                 messages=tuple(messages),
                 params=self.sampling(preset, limit),
                 continue_final=self.continue_final_message,
+                n=self.n,
+                logprobs=(self.top_logprobs or 0) if self.logprobs else None,
             ),
             "messages",
         )
 
 
+_REFUSABLE = {"store", "metadata", "service_tier", "modalities", *REFUSED_CHAT_FIELDS}
+
+
 class CompletionRequest(_SamplingFields):
-    prompt: NonEmpty | list[NonEmpty]
+    prompt: (
+        NonEmpty | TokenIds | Annotated[list[NonEmpty], BATCH] | Annotated[list[TokenIds], BATCH]
+    )
     echo: bool = False
     suffix: str | None = None
-    logprobs: int | None = None
-    best_of: int | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    best_of: int | None = Field(default=None, ge=1, le=MAX_CHOICES)
+
+    def choice_plan(self) -> ChoicePlan:
+        return ChoicePlan(
+            n=self.n,
+            prompts=len(prompt_items(self.prompt)),
+            best_of=self.best_of,
+            logprobs=self.logprobs is not None,
+        )
+
+    def engine_asks(self) -> dict[str, object]:
+        asks: dict[str, object] = {"n": self.n} if self.n > 1 else {}
+        items = prompt_items(self.prompt)
+        if len(items) > 1 or not isinstance(items[0], str):
+            asks["prompt"] = "token ids or a batch"
+        for name, value in (
+            ("logprobs", self.logprobs),
+            ("echo", self.echo or None),
+            ("suffix", self.suffix),
+            ("best_of", self.best_of if self.best_of not in (None, 1) else None),
+        ):
+            if value is not None:
+                asks[name] = value
+        return asks
 
     def to_generate(self, request_id: str, preset: ModelPreset, limit: int) -> Generate:
-        prompt = self.prompt
-        if isinstance(prompt, list):
-            if len(prompt) != 1:
-                raise BadRequest("send exactly one prompt per request", param="prompt")
-            prompt = prompt[0]
-        for name, unsupported in (
-            ("echo", self.echo),
-            ("suffix", self.suffix is not None),
-            ("logprobs", self.logprobs is not None),
-            ("best_of", self.best_of not in (None, 1)),
-        ):
-            if unsupported:
-                raise BadRequest(f"'{name}' is not supported", param=name, code="unsupported")
+        check_stream_options(
+            self.stream_options is not None and bool(self.stream_options.include_obfuscation)
+        )
+        plan = self.choice_plan()
+        if self.best_of is not None and self.best_of < self.n:
+            raise BadRequest("best_of must be at least n", param="best_of")
+        if self.stream and plan.generated > self.n:
+            raise BadRequest("best_of cannot be streamed, as in OpenAI's API", param="best_of")
+        if self.echo and self.logprobs is not None:
+            raise BadRequest(
+                "echo with logprobs (the prompt's own logprobs) is not supported", param="echo"
+            )
+        items = prompt_items(self.prompt)
+        single = len(items) == 1 and isinstance(items[0], str) and self.suffix is None
+        # best_of ranks its choices by their logprobs, asked for or not.
+        logprobs = self.logprobs if self.logprobs is not None else None
+        if logprobs is None and plan.generated > self.n:
+            logprobs = 0
         generate = Generate(
-            request_id=request_id, prompt=prompt, params=self.sampling(preset, limit)
+            request_id=request_id,
+            prompt=items[0] if single and isinstance(items[0], str) else None,
+            prompts=() if single else tuple(items),
+            params=self.sampling(preset, limit),
+            n=plan.generated,
+            logprobs=logprobs,
+            echo=self.echo,
+            suffix=self.suffix,
         )
         return fits_in_a_frame(generate, "prompt")

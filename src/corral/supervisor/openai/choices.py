@@ -1,0 +1,133 @@
+"""A generation's choices (``n``, batch prompts, ``best_of``) and their logprobs, in OpenAI's
+shapes: chat's ``logprobs.content`` and the completions API's parallel token lists."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from corral.protocol.messages import Delta, TokenLogprob
+from corral.supervisor.daemon.version import corral_version
+
+if TYPE_CHECKING:
+    from corral.supervisor.models.catalog import ModelEntry
+
+
+@dataclass(frozen=True)
+class ChoicePlan:
+    """What the client asked for: ``n`` of each of ``prompts`` prompts, the best ``n`` of
+    ``best_of`` when that is larger, and whether it wants the logprobs it gets."""
+
+    n: int = 1
+    prompts: int = 1
+    best_of: int | None = None
+    logprobs: bool = False
+
+    @property
+    def generated(self) -> int:
+        """Choices per prompt the model generates."""
+        return max(self.n, self.best_of or 1)
+
+    @property
+    def count(self) -> int:
+        """Choices in the response."""
+        return self.n * self.prompts
+
+
+@dataclass
+class Choice:
+    index: int
+    parts: list[str] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def mean_logprob(self) -> float:
+        if not self.logprobs:
+            return 0.0
+        return sum(t.logprob for t in self.logprobs) / len(self.logprobs)
+
+
+@dataclass
+class Choices:
+    """Deltas gathered by choice index, for a whole (non-streamed) response."""
+
+    by_index: dict[int, Choice] = field(default_factory=dict)
+
+    def add(self, delta: Delta) -> None:
+        choice = self.by_index.setdefault(delta.index, Choice(delta.index))
+        choice.parts.append(delta.text)
+        choice.logprobs.extend(delta.logprobs)
+        if delta.finish_reason is not None:
+            choice.finish_reason = delta.finish_reason
+
+    def answer(self, plan: ChoicePlan) -> list[Choice]:
+        """The choices to return, in index order: with ``best_of``, the ``n`` of each prompt's
+        ``best_of`` with the highest mean token logprob (as OpenAI ranks them), re-indexed."""
+        generated = plan.generated
+        ordered = [self.by_index.get(i) or Choice(i) for i in range(plan.prompts * generated)]
+        if generated == plan.n:
+            return ordered
+        picked: list[Choice] = []
+        for p in range(plan.prompts):
+            group = ordered[p * generated : (p + 1) * generated]
+            best = sorted(group, key=lambda c: -c.mean_logprob())[: plan.n]
+            for j, choice in enumerate(sorted(best, key=lambda c: c.index)):
+                choice.index = p * plan.n + j
+                picked.append(choice)
+        return picked
+
+
+def chat_logprobs(tokens: list[TokenLogprob] | tuple[TokenLogprob, ...]) -> dict[str, Any]:
+    """Chat's ``choices[].logprobs`` object."""
+    return {
+        "content": [
+            {
+                "token": t.token,
+                "logprob": t.logprob,
+                "bytes": list(t.bytes),
+                "top_logprobs": [
+                    {"token": a.token, "logprob": a.logprob, "bytes": list(a.bytes)} for a in t.top
+                ],
+            }
+            for t in tokens
+        ],
+        "refusal": None,
+    }
+
+
+def completion_logprobs(
+    tokens: list[TokenLogprob] | tuple[TokenLogprob, ...], offset: int
+) -> dict[str, Any]:
+    """The completions API's ``logprobs``: parallel lists, ``text_offset`` counted in
+    characters from ``offset`` (where this text starts in the choice)."""
+    offsets: list[int] = []
+    for t in tokens:
+        offsets.append(offset)
+        offset += len(t.token)
+    return {
+        "tokens": [t.token for t in tokens],
+        "token_logprobs": [t.logprob for t in tokens],
+        # OpenAI's dicts hold the sampled token too (up to logprobs + 1 entries).
+        "top_logprobs": [
+            {**{a.token: a.logprob for a in t.top}, t.token: t.logprob} for t in tokens
+        ],
+        "text_offset": offsets,
+    }
+
+
+def fingerprint(entry: ModelEntry) -> str:
+    """``system_fingerprint``: this Corral and this model file, which together decide what a
+    seed gives. The file is named by its path, size and modification time, not a hash of
+    gigabytes."""
+    path = entry.path
+    try:
+        mtime = path.stat().st_mtime_ns if path is not None else 0
+    except OSError:
+        mtime = 0
+    digest = hashlib.sha256(f"{entry.id}\0{path}\0{entry.size_bytes}\0{mtime}".encode())
+    return f"fp_corral-{corral_version()}-{digest.hexdigest()[:10]}"
