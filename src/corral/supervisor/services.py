@@ -86,8 +86,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[ANALYTICS] = writer
     writer.start()
 
+    stopping = asyncio.Event()
+
     async def daily() -> None:
-        while True:
+        # Stopped by ``stopping``, never cancelled: a cancel would leave a sweep running in its
+        # thread while the store closes its connection under it (a segfault in sqlite).
+        while not stopping.is_set():
             days = app[SETTINGS].current.analytics_retention_days
             try:
                 await asyncio.to_thread(app[QUERIES].delete_older_than, days)
@@ -95,13 +99,14 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
                 geoip.reload_if_changed()
             except Exception:  # a locked database today must not end the sweeps for good
                 log.exception("daily housekeeping failed; it runs again tomorrow")
-            await asyncio.sleep(DAY)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DAY):
+                    await stopping.wait()
 
     housekeeping = asyncio.create_task(daily(), name="daily-housekeeping")
     yield
-    housekeeping.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await housekeeping
+    stopping.set()
+    await housekeeping  # lets a sweep in its thread finish before the store closes
     await writer.close()  # flush what is queued: at most the last batch is ever lost
     geoip.close()
     store.close()

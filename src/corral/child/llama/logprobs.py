@@ -9,12 +9,12 @@ for sequences that asked: one pass over the vocabulary and a partial sort for th
 
 from __future__ import annotations
 
-import ctypes
 from typing import Any
 
 import llama_cpp
 import numpy as np
 
+from corral.child.llama.prompt import piece
 from corral.protocol.messages import TokenLogprob, TopLogprob
 
 # A logprob must be a finite JSON number; nothing real comes near this.
@@ -23,12 +23,7 @@ _FLOOR = -9999.0
 
 def token_bytes(vocab: Any, token: int) -> bytes:
     """The bytes of ``token`` as the vocabulary spells it, special tokens included."""
-    buffer = ctypes.create_string_buffer(64)
-    n = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, True)
-    if n < 0:  # a piece longer than the buffer: -n is its length
-        buffer = ctypes.create_string_buffer(-n)
-        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, True)
-    return buffer.raw[: max(n, 0)]
+    return piece(vocab, token, special=True)
 
 
 def token_text(raw: bytes) -> str:

@@ -65,11 +65,12 @@ class Prompter:
         return list(self.model.tokenize(text, add_bos=True, special=True)), ()
 
 
-def piece(vocab: Any, token: int) -> bytes:
-    """The bytes of one generated token (special tokens render as nothing, as before)."""
+def piece(vocab: Any, token: int, *, special: bool = False) -> bytes:
+    """The bytes of one token: as generated text, special tokens render as nothing; with
+    ``special`` as the vocabulary spells them (what logprobs show)."""
     buffer = ctypes.create_string_buffer(64)
-    n = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, False)
+    n = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, special)
     if n < 0:  # a piece longer than the buffer: -n is its length
         buffer = ctypes.create_string_buffer(-n)
-        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, False)
+        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, special)
     return buffer.raw[: max(n, 0)]

@@ -90,7 +90,9 @@ def parse_body(model: type[M], raw: bytes) -> M:
         where = field_path(first["loc"])
         if first["type"] == "extra_forbidden":
             raise BadRequest(
-                f"unknown field '{where}': Corral does not support it", param=where
+                f"unknown field '{where}': Corral does not support it",
+                param=where,
+                code="unknown_parameter",
             ) from None
         raise BadRequest(
             f"{where}: {first['msg']}" if where else first["msg"], param=where or None
