@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import re
 import sys
@@ -99,6 +100,17 @@ class ModelEntry:
         files once per entry: the catalog caches entries, so not on every request."""
         bundled = self.backend == "hf" and self.source == "demo"
         return capabilities(self.backend, self.path, bundled_embedder=bundled)
+
+    @functools.cached_property
+    def file_digest(self) -> str:
+        """A short digest naming this model file by its path, size and modification time
+        (not a hash of gigabytes); once per entry, since a changed file is a new entry."""
+        try:
+            mtime = self.path.stat().st_mtime_ns if self.path is not None else 0
+        except OSError:
+            mtime = 0
+        key = f"{self.id}\0{self.path}\0{self.size_bytes}\0{mtime}"
+        return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 def validate_model_id(model_id: str) -> str:

@@ -3,7 +3,6 @@ shapes: chat's ``logprobs.content`` and the completions API's parallel token lis
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -122,12 +121,5 @@ def completion_logprobs(
 
 def fingerprint(entry: ModelEntry) -> str:
     """``system_fingerprint``: this Corral and this model file, which together decide what a
-    seed gives. The file is named by its path, size and modification time, not a hash of
-    gigabytes."""
-    path = entry.path
-    try:
-        mtime = path.stat().st_mtime_ns if path is not None else 0
-    except OSError:
-        mtime = 0
-    digest = hashlib.sha256(f"{entry.id}\0{path}\0{entry.size_bytes}\0{mtime}".encode())
-    return f"fp_corral-{corral_version()}-{digest.hexdigest()[:10]}"
+    seed gives."""
+    return f"fp_corral-{corral_version()}-{entry.file_digest}"

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from corral.protocol.messages import Delta, Done, Usage
 from corral.supervisor.errors import CorralError
+from corral.supervisor.http.sse import DONE_EVENT
 from corral.supervisor.models.generation import Generation
 from corral.supervisor.openai.choices import (
     Choice,
@@ -21,7 +22,6 @@ from corral.supervisor.openai.choices import (
 )
 
 Kind = Literal["chat", "completion"]
-DONE_EVENT = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
 
 
@@ -85,9 +85,6 @@ class ResponseIds:
             "system_fingerprint": self.fingerprint,
         }
 
-    def full(self, text: str, done: Done) -> dict[str, Any]:
-        return self.full_choices([Choice(0, [text])], done)
-
     def full_choices(self, choices: list[Choice], done: Done) -> dict[str, Any]:
         rendered = []
         for c in choices:
@@ -99,17 +96,14 @@ class ResponseIds:
                     if self.kind == "chat"
                     else completion_logprobs(c.logprobs, 0)
                 )
-            if self.kind == "chat":
-                message = {"role": "assistant", "content": c.text}
-                rendered.append(
-                    {"index": c.index, "message": message, "logprobs": logprobs,
-                     "finish_reason": reason}
-                )  # fmt: skip
-            else:
-                rendered.append(
-                    {"index": c.index, "text": c.text, "logprobs": logprobs,
-                     "finish_reason": reason}
-                )  # fmt: skip
+            body: dict[str, Any] = (
+                {"message": {"role": "assistant", "content": c.text}}
+                if self.kind == "chat"
+                else {"text": c.text}
+            )
+            rendered.append(
+                {"index": c.index, **body, "logprobs": logprobs, "finish_reason": reason}
+            )
         obj = "chat.completion" if self.kind == "chat" else "text_completion"
         return {**self._envelope(obj), "choices": rendered, "usage": usage_dict(done.usage)}
 
@@ -157,15 +151,6 @@ async def collect_choices(generation: Generation) -> tuple[Choices, Done]:
             choices.add(delta)
     assert generation.done is not None
     return choices, generation.done
-
-
-async def collect(generation: Generation) -> tuple[str, Done]:
-    parts: list[str] = []
-    async for delta in generation.deltas():
-        if delta is not None:
-            parts.append(delta.text)
-    assert generation.done is not None
-    return "".join(parts), generation.done
 
 
 async def chunks(

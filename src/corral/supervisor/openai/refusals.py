@@ -44,14 +44,6 @@ def check_chat_fields(fields: Mapping[str, Any]) -> None:
         refuse("modalities", "only text output is supported: ['text']")
 
 
-def check_stream_options(include_obfuscation: bool | None) -> None:
-    if include_obfuscation:
-        refuse(
-            "stream_options.include_obfuscation",
-            "stream obfuscation padding is not supported; set it false",
-        )
-
-
 def refuse_for_backend(backend: str, asks: Mapping[str, object]) -> None:
     """The llama engine serves ``asks`` (fields set to ask for something); others refuse."""
     if backend == "llama" or not asks:

@@ -32,7 +32,7 @@ from corral.supervisor.openai.prompts import BATCH, TokenIds, prompt_items
 from corral.supervisor.openai.refusals import (
     REFUSED_CHAT_FIELDS,
     check_chat_fields,
-    check_stream_options,
+    refuse,
 )
 from corral.supervisor.settings import ModelPreset
 
@@ -125,6 +125,13 @@ class _SamplingFields(_Strict):
         if isinstance(stop, list) and len(stop) > MAX_STOP_SEQUENCES:
             raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
         return stop
+
+    def _check_stream_options(self) -> None:
+        if self.stream_options is not None and self.stream_options.include_obfuscation:
+            refuse(
+                "stream_options.include_obfuscation",
+                "stream obfuscation padding is not supported; set it false",
+            )
 
     @property
     def include_usage(self) -> bool:
@@ -234,9 +241,7 @@ class ChatCompletionRequest(_SamplingFields):
 
     def to_generate(self, request_id: str, preset: ModelPreset, limit: int) -> Generate:
         check_chat_fields(self.model_dump(include=_REFUSABLE, exclude_none=True))
-        check_stream_options(
-            self.stream_options is not None and bool(self.stream_options.include_obfuscation)
-        )
+        self._check_stream_options()
         if self.top_logprobs is not None and not self.logprobs:
             raise BadRequest("top_logprobs needs logprobs: true", param="top_logprobs")
         messages = [
@@ -303,9 +308,7 @@ class CompletionRequest(_SamplingFields):
         return asks
 
     def to_generate(self, request_id: str, preset: ModelPreset, limit: int) -> Generate:
-        check_stream_options(
-            self.stream_options is not None and bool(self.stream_options.include_obfuscation)
-        )
+        self._check_stream_options()
         plan = self.choice_plan()
         if self.best_of is not None and self.best_of < self.n:
             raise BadRequest("best_of must be at least n", param="best_of")
@@ -318,7 +321,7 @@ class CompletionRequest(_SamplingFields):
         items = prompt_items(self.prompt)
         single = len(items) == 1 and isinstance(items[0], str) and self.suffix is None
         # best_of ranks its choices by their logprobs, asked for or not.
-        logprobs = self.logprobs if self.logprobs is not None else None
+        logprobs = self.logprobs
         if logprobs is None and plan.generated > self.n:
             logprobs = 0
         generate = Generate(
