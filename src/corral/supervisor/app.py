@@ -10,6 +10,8 @@ from aiohttp import web
 from corral.supervisor import services
 from corral.supervisor.analytics import routes as analytics_routes
 from corral.supervisor.analytics.metrics import Metrics, metrics_route
+from corral.supervisor.anthropic import routes as anthropic_routes
+from corral.supervisor.anthropic.errors import anthropic_errors_middleware
 from corral.supervisor.appkeys import CLIENT_IP, METRICS, RELOADER, SETTINGS, STARTED_AT
 from corral.supervisor.audio import routes as audio_routes
 from corral.supervisor.auth import routes as auth_routes
@@ -26,6 +28,7 @@ from corral.supervisor.models import routes as admin_routes
 from corral.supervisor.openai import embeddings as embedding_routes
 from corral.supervisor.openai import routes as openai_routes
 from corral.supervisor.reloading import Reloader
+from corral.supervisor.responses import routes as responses_routes
 from corral.supervisor.settings import LiveSettings, Settings
 from corral.supervisor.streams import routes as stream_routes
 
@@ -39,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
             request_log_middleware,
             cors_middleware,  # outside errors: error responses carry CORS headers too
             errors_middleware,
+            anthropic_errors_middleware,  # Anthropic's error shape on its own routes
             origin_middleware,  # before auth: a forged request is refused whoever it claims
             auth_middleware,
         ],
@@ -56,6 +60,8 @@ def create_app(settings: Settings) -> web.Application:
     services.install(app)
     openai_routes.setup(app)
     embedding_routes.setup(app)
+    anthropic_routes.setup(app)
+    responses_routes.setup(app)
     audio_routes.setup(app)
     stream_routes.setup(app)
     auth_routes.setup(app)
