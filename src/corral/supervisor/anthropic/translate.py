@@ -26,7 +26,8 @@ from corral.supervisor.http.json_body import parse_body
 from corral.supervisor.openai.schemas import ChatCompletionRequest
 
 
-def to_chat_request(body: MessagesRequest) -> ChatCompletionRequest:
+def chat_body(body: MessagesRequest) -> dict[str, Any]:
+    """The OpenAI chat body ``body`` asks for, as a client would send it."""
     refuse_unsupported(body)
     messages: list[dict[str, Any]] = []
     if body.system is not None:
@@ -65,8 +66,12 @@ def to_chat_request(body: MessagesRequest) -> ChatCompletionRequest:
         ]
     if body.tool_choice is not None:
         chat.update(_tool_choice(body.tool_choice))
+    return chat
+
+
+def to_chat_request(body: MessagesRequest) -> ChatCompletionRequest:
     # Through the JSON edge like any body: its errors name the field, as for OpenAI's routes.
-    return parse_body(ChatCompletionRequest, json.dumps(chat).encode())
+    return parse_body(ChatCompletionRequest, json.dumps(chat_body(body)).encode())
 
 
 def _openai_messages(message: MessageIn, where: str) -> list[dict[str, Any]]:

@@ -70,7 +70,8 @@ def refuse_unsupported(body: ResponsesRequest) -> None:
             )
 
 
-def to_chat_request(body: ResponsesRequest) -> ChatCompletionRequest:
+def chat_body(body: ResponsesRequest) -> dict[str, Any]:
+    """The OpenAI chat body ``body`` asks for, as a client would send it."""
     refuse_unsupported(body)
     messages: list[dict[str, Any]] = []
     if body.instructions is not None:
@@ -104,8 +105,12 @@ def to_chat_request(body: ResponsesRequest) -> ChatCompletionRequest:
         response_format = _response_format(body.text.format)
         if response_format is not None:
             chat["response_format"] = response_format
+    return chat
+
+
+def to_chat_request(body: ResponsesRequest) -> ChatCompletionRequest:
     # Through the JSON edge like any body: its errors name the field, as for OpenAI's routes.
-    return parse_body(ChatCompletionRequest, json.dumps(chat).encode())
+    return parse_body(ChatCompletionRequest, json.dumps(chat_body(body)).encode())
 
 
 def _add_item(messages: list[dict[str, Any]], item: object, where: str) -> None:
