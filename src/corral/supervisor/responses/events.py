@@ -76,18 +76,23 @@ class _Stream:
         ]
 
     def text(self, delta: str) -> list[bytes]:
-        out: list[bytes] = []
-        if self.open is None or self.open.item["type"] != "message":
-            out += self.close()
-            index = len(self.items)
-            item = message_item(self.rid, index, "", "in_progress")
-            self.open = _Open(item, index)
-            out.append(self.event("response.output_item.added", output_index=index, item=item))
-            out.append(self._part("response.content_part.added", self.open, output_text("")))
+        out = self.open_message()
+        assert self.open is not None
         self.open.text.append(delta)
         out.append(
             self.event("response.output_text.delta", **_where(self.open), delta=delta, logprobs=[])
         )
+        return out
+
+    def open_message(self) -> list[bytes]:
+        if self.open is not None and self.open.item["type"] == "message":
+            return []
+        out = self.close()
+        index = len(self.items)
+        item = message_item(self.rid, index, "", "in_progress")
+        self.open = _Open(item, index)
+        out.append(self.event("response.output_item.added", output_index=index, item=item))
+        out.append(self._part("response.content_part.added", self.open, output_text("")))
         return out
 
     def call(self, call: dict[str, Any]) -> list[bytes]:
@@ -125,7 +130,9 @@ class _Stream:
                 self.event("response.output_text.done", **_where(opened), text=text, logprobs=[])
             )
             out.append(self._part("response.content_part.done", opened, output_text(text)))
-            done = message_item(self.rid, opened.index, text, "completed")
+            # Cut short by max_output_tokens, the message is incomplete, as in OpenAI's.
+            status = "incomplete" if self.finish == "length" else "completed"
+            done = message_item(self.rid, opened.index, text, status)
         else:
             out.append(
                 self.event(
@@ -144,7 +151,7 @@ class _Stream:
     def end(self) -> list[bytes]:
         out = self.close()
         if not self.items:  # an empty answer is still a message, as in the whole response
-            out += self.text("")[:2]
+            out += self.open_message()
             out += self.close()
         final = self.response(self.finish or "stop")
         kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"

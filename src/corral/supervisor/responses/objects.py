@@ -19,7 +19,7 @@ def message_item(rid: str, index: int, text: str, status: str) -> dict[str, Any]
         "id": f"msg_{rid}_{index}",
         "status": status,
         "role": "assistant",
-        "content": [output_text(text)] if status == "completed" else [],
+        "content": [] if status == "in_progress" else [output_text(text)],
     }
 
 
@@ -130,7 +130,8 @@ class Echo:
         output: list[dict[str, Any]] = []
         calls = message.get("tool_calls") or []
         if message.get("content") or not calls:
-            output.append(message_item(rid, 0, message.get("content") or "", "completed"))
+            status = "incomplete" if choice["finish_reason"] == "length" else "completed"
+            output.append(message_item(rid, 0, message.get("content") or "", status))
         for call in calls:
             function = call["function"]
             output.append(
