@@ -148,6 +148,10 @@ REFUSED = [
      "invalid_request_error", "mcp_servers"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, 400,
      "invalid_request_error", "server tools"),
+    ({"thinking": {"type": "adaptive"}}, 400, "invalid_request_error", "thinking"),
+    ({"output_config": {"effort": "high"}}, 400, "invalid_request_error", "output_config.effort"),
+    ({"speed": "fast"}, 400, "invalid_request_error", "speed"),
+    ({"inference_geo": "us"}, 400, "invalid_request_error", "inference_geo"),
     ({"service_tier": "priority"}, 400, "invalid_request_error", "service_tier"),
     ({"metadata": {"user_id": "u", "team": "x"}}, 400, "invalid_request_error", "metadata.team"),
     ({"model": "no-such-model"}, 404, "not_found_error", "no-such-model"),
@@ -170,6 +174,9 @@ async def test_requests_that_ask_for_nothing_extra_are_accepted(app_client: AppC
     harmless = {
         "thinking": {"type": "disabled"},
         "service_tier": "auto",
+        "speed": "standard",
+        "cache_control": {"type": "ephemeral", "ttl": "5m"},
+        "output_config": {"effort": None},
         "system": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}],
     }
     response = await client.post("/v1/messages", json={**BODY, **harmless})

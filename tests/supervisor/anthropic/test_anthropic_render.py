@@ -137,8 +137,10 @@ def test_a_whole_answer_with_tool_calls_is_text_then_tool_use_blocks() -> None:
         "usage": {"input_tokens": 6, "output_tokens": 4, "cache_creation_input_tokens": 0,
                   "cache_read_input_tokens": 3},
     }  # fmt: skip
-    only_calls = full_message(_whole({**message, "content": None}, "tool_calls"))
+    # A named tool_choice ends in "stop" in OpenAI's words; in Anthropic's it is a tool_use.
+    only_calls = full_message(_whole({**message, "content": None}, "stop"))
     assert [block["type"] for block in only_calls["content"]] == ["tool_use"]
+    assert only_calls["stop_reason"] == "tool_use"
     broken = {**message, "tool_calls": [{**message["tool_calls"][0], "function": {
         "name": "weather", "arguments": "[1, 2]"}}]}  # fmt: skip
     with pytest.raises(BadGateway):
@@ -224,3 +226,11 @@ def test_tool_choice_maps_to_openais(choice: dict[str, Any], expected: dict[str,
     chat = chat_of({"messages": [{"role": "user", "content": "hi"}], "tool_choice": choice})
     assert {k: chat[k] for k in expected} == expected
     assert "parallel_tool_calls" in chat or "parallel_tool_calls" not in expected
+
+
+def test_output_config_format_is_a_strict_json_schema_response_format() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    chat = chat_of({"messages": [{"role": "user", "content": "hi"}],
+                    "output_config": {"format": {"type": "json_schema", "schema": schema}}})  # fmt: skip
+    assert chat["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "output", "schema": schema, "strict": True}}  # fmt: skip

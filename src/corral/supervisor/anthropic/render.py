@@ -26,7 +26,11 @@ def message_id(openai_id: str) -> str:
     return "msg_" + openai_id.removeprefix("chatcmpl-")
 
 
-def stop_reason(finish_reason: str | None) -> str:
+def stop_reason(finish_reason: str | None, *, called: bool = False) -> str:
+    """``called``: the answer holds tool calls. OpenAI says "stop" for a call it was made to
+    make (a named ``tool_choice``); Anthropic says ``tool_use`` whenever the turn ends in one."""
+    if called and finish_reason != "length":
+        return "tool_use"
     return STOP_REASONS.get(finish_reason or "stop", "end_turn")
 
 
@@ -75,7 +79,7 @@ def full_message(response: dict[str, Any]) -> dict[str, Any]:
         "role": "assistant",
         "model": response["model"],
         "content": content,
-        "stop_reason": stop_reason(choice["finish_reason"]),
+        "stop_reason": stop_reason(choice["finish_reason"], called=bool(message.get("tool_calls"))),
         "stop_sequence": None,
         "usage": usage(response.get("usage")),
     }
@@ -176,7 +180,10 @@ async def message_events(
     yield event(
         {
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(finish), "stop_sequence": None},
+            "delta": {
+                "stop_reason": stop_reason(finish, called=bool(blocks.tools)),
+                "stop_sequence": None,
+            },
             "usage": usage(counts),
         }
     )

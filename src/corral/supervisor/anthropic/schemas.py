@@ -119,9 +119,23 @@ class Metadata(_Strict):
     user_id: str | None = Field(default=None, max_length=256)
 
 
-class Thinking(_Strict):
-    type: Literal["enabled", "disabled", "adaptive"]
-    budget_tokens: int | None = None
+class Thinking(BaseModel):
+    """Extended thinking's settings (enabled, adaptive, ...): only ``disabled`` is served."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+class JsonFormat(_Strict):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(_Strict):
+    """Structured output: the answer is JSON that ``format.schema`` constrains (a grammar)."""
+
+    format: JsonFormat | None = None
+    effort: str | None = None
 
 
 class MessagesRequest(_Strict):
@@ -137,7 +151,10 @@ class MessagesRequest(_Strict):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     stream: bool = False
+    output_config: OutputConfig | None = None
+    cache_control: CacheControl | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
+    speed: Literal["standard", "fast"] | None = None
     # Anthropic's own, refused unless they ask for nothing (refuse_unsupported).
     thinking: Thinking | None = None
     container: Any = None
@@ -162,6 +179,14 @@ def refuse_unsupported(body: MessagesRequest) -> None:
             param="thinking",
             code="unsupported",
         )
+    if body.output_config is not None and body.output_config.effort is not None:
+        raise BadRequest(
+            "'output_config.effort': effort levels are not supported by these models",
+            param="output_config.effort",
+            code="unsupported",
+        )
+    if body.speed == "fast":
+        raise BadRequest("'speed': one speed is served; 'standard'", param="speed")
     for i, tool in enumerate(body.tools or []):
         if tool.type not in (None, "custom"):
             raise BadRequest(

@@ -66,6 +66,13 @@ def chat_body(body: MessagesRequest) -> dict[str, Any]:
         ]
     if body.tool_choice is not None:
         chat.update(_tool_choice(body.tool_choice))
+    if body.output_config is not None and body.output_config.format is not None:
+        # Anthropic's structured outputs always hold to the schema: OpenAI's strict mode.
+        schema = body.output_config.format.schema_
+        chat["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema, "strict": True},
+        }
     return chat
 
 
