@@ -6,6 +6,7 @@ The fake model answers ``tok0 tok1 ... tok7``, so the texts here are exact.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -149,3 +150,37 @@ async def test_fields_that_ask_for_nothing_are_accepted(app_client: AppClient) -
                 "text": {"format": {"type": "text"}}, "prompt_cache_key": "k"}  # fmt: skip
     response = await client.post("/v1/responses", json={**BODY, **harmless})
     assert response.status == 200, await response.text()
+
+
+async def test_keep_alive_zero_unloads_the_model_when_the_response_is_done(
+    app_client: AppClient,
+) -> None:
+    client = await app_client()
+
+    async def state() -> str:
+        models = (await (await client.get("/v1/models")).json())["data"]
+        return str(next(m["state"] for m in models if m["id"] == "fake"))
+
+    assert (await client.post("/v1/responses", json={**BODY, "keep_alive": 0})).status == 200
+    for _ in range(500):  # polled with a deadline: the unload runs after the answer
+        if await state() == "unloaded":
+            break
+        await asyncio.sleep(0.01)
+    assert await state() == "unloaded"
+
+
+async def test_a_child_that_dies_mid_stream_ends_it_with_an_error_event(
+    app_client: AppClient,
+) -> None:
+    client = await app_client(
+        models={"fake-crash": {"backend": "fake", "args": ["--crash-after", "3"]}},
+        default_model="fake-crash",
+    )
+    response = await client.post("/v1/responses", json={**BODY, "model": "fake-crash",
+                                                        "stream": True})  # fmt: skip
+    assert response.status == 200
+    events = sse_events(await response.read())
+    assert events[0]["type"] == "response.created"
+    assert events[-1]["type"] == "error"
+    assert events[-1]["code"] == "model_failed"
+    assert "response.completed" not in [e["type"] for e in events]

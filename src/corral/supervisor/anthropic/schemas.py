@@ -155,6 +155,7 @@ class MessagesRequest(_Strict):
     cache_control: CacheControl | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
     speed: Literal["standard", "fast"] | None = None
+    keep_alive: float | str | None = None  # Corral's (Ollama's): how long the model stays loaded
     # Anthropic's own, refused unless they ask for nothing (refuse_unsupported).
     thinking: Thinking | None = None
     container: Any = None

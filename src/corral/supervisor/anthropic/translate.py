@@ -49,6 +49,7 @@ def chat_body(body: MessagesRequest) -> dict[str, Any]:
         ("top_k", body.top_k),
         ("stop", body.stop_sequences),
         ("user", body.metadata.user_id if body.metadata is not None else None),
+        ("keep_alive", body.keep_alive),
     ):
         if value is not None:
             chat[name] = value

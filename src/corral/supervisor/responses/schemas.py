@@ -155,6 +155,7 @@ class ResponsesRequest(_Strict):
     prompt_cache_key: str | None = None
     service_tier: str | None = None
     truncation: Literal["disabled", "auto"] | None = None
+    keep_alive: float | str | None = None  # Corral's (Ollama's): how long the model stays loaded
     # Refused unless they ask for nothing (refuse_unsupported).
     previous_response_id: str | None = None
     conversation: Any = None

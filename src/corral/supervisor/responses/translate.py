@@ -90,6 +90,7 @@ def chat_body(body: ResponsesRequest) -> dict[str, Any]:
         ("safety_identifier", body.safety_identifier),
         ("prompt_cache_key", body.prompt_cache_key),
         ("parallel_tool_calls", body.parallel_tool_calls),
+        ("keep_alive", body.keep_alive),
     ):
         if value is not None:
             chat[name] = value
