@@ -88,6 +88,15 @@ async def test_stop_sequences_and_the_system_prompt_reach_the_model(app_client: 
         assert (await response.json())["usage"]["input_tokens"] == 4
 
 
+async def test_a_final_assistant_message_is_a_prefill_the_answer_goes_on_from(
+    app_client: AppClient,
+) -> None:
+    client = await app_client()
+    messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "tok0 tok1"}]
+    body = await (await client.post("/v1/messages", json={**BODY, "messages": messages})).json()
+    assert body["content"] == [{"type": "text", "text": " tok2 tok3 tok4 tok5 tok6 tok7"}]
+
+
 async def test_a_stream_is_anthropics_events_around_the_same_text(app_client: AppClient) -> None:
     client = await app_client()
     whole = await (await client.post("/v1/messages", json=BODY)).json()

@@ -127,6 +127,7 @@ REFUSED = [
     ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
      "input.0.content.0.type"),
     ({"input": [{"role": "user", "content": "x", "colour": "red"}]}, "input.0.colour"),
+    ({"input": []}, "input"),
     ({"frobnicate": 1}, "frobnicate"),
     ({"temperature": 3}, "temperature"),
     ({"max_output_tokens": 0}, "max_output_tokens"),

@@ -43,6 +43,10 @@ def chat_body(body: MessagesRequest) -> dict[str, Any]:
         "max_tokens": body.max_tokens,
         "stream": body.stream,
     }
+    last = messages[-1]
+    if last["role"] == "assistant" and not last.get("tool_calls"):
+        # Anthropic's prefill: the answer goes on from the final assistant text.
+        chat["continue_final_message"] = True
     for name, value in (
         ("temperature", body.temperature),
         ("top_p", body.top_p),

@@ -7,7 +7,7 @@ reasoning; ``store`` may be left out or false, and the response says ``"store": 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -137,7 +137,7 @@ class StreamOptions(_Strict):
 
 class ResponsesRequest(_Strict):
     model: str | None = None
-    input: str | list[Item]
+    input: str | Annotated[list[Item], Field(min_length=1)]
     instructions: str | None = None
     max_output_tokens: MaxTokens | None = None
     temperature: Temperature | None = None
