@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -41,7 +42,7 @@ def sse_events(raw: bytes) -> list[dict[str, Any]]:
 def assert_anthropic_error(body: Any, kind: str, *, mentions: str = "") -> None:
     assert set(body) == {"type", "error"}, body
     assert body["type"] == "error"
-    assert set(body["error"]) == {"type", "message"}, body
+    assert set(body["error"]) == {"type", "message", "param", "code"}, body
     assert body["error"]["type"] == kind, body
     assert mentions in body["error"]["message"], body
 
@@ -151,7 +152,7 @@ REFUSED = [
      400, "invalid_request_error", "messages.0.content.0.z"),
     ({"messages": [{"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "f",
                                                  "input": {}}]}]},
-     400, "invalid_request_error", "tool_use"),
+     400, "invalid_request_error", "belong in assistant messages"),
     ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, 400, "invalid_request_error", "thinking"),
     ({"container": "c-1"}, 400, "invalid_request_error", "container"),
     ({"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]}, 400,
@@ -176,7 +177,10 @@ async def test_what_corral_cannot_honour_is_an_anthropic_error_naming_it(
     body = {k: v for k, v in {**BODY, **change}.items() if v is not None}
     response = await client.post("/v1/messages", json=body)
     assert response.status == status, await response.text()
-    assert_anthropic_error(await response.json(), kind, mentions=mentions)
+    body = await response.json()
+    assert_anthropic_error(body, kind, mentions=mentions)
+    if re.fullmatch(r"[a-z_.0-9]+", mentions):  # a field: named in param too, as OpenAI's
+        assert body["error"]["param"] == mentions
 
 
 async def test_requests_that_ask_for_nothing_extra_are_accepted(app_client: AppClient) -> None:

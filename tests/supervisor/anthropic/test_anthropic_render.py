@@ -113,7 +113,8 @@ async def test_a_failure_mid_stream_is_an_error_event_in_anthropics_shape() -> N
     got = await events([chunk({"role": "assistant", "content": ""}), chunk({"content": "x"})],
                        fail=BadGateway("the model's process died"))  # fmt: skip
     assert got[-1] == ("error", {"type": "error", "error": {
-        "type": "api_error", "message": "the model's process died"}})  # fmt: skip
+        "type": "api_error", "message": "the model's process died", "param": None,
+        "code": "model_failed"}})  # fmt: skip
     assert "message_stop" not in [kind for kind, _ in got]
 
 

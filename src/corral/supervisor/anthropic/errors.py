@@ -36,7 +36,10 @@ def error_type(status: int) -> str:
 
 
 def error_body(exc: CorralError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type(exc.status), "message": exc.message}}
+    """Anthropic's error, with OpenAI's ``param`` and ``code`` beside its ``type`` and
+    ``message``: Anthropic's clients read what they know, and the field is still named."""
+    error = {"type": error_type(exc.status), "message": exc.message}
+    return {"type": "error", "error": {**error, "param": exc.param, "code": exc.code}}
 
 
 def is_anthropic_path(path: str) -> bool:
