@@ -55,6 +55,10 @@ def test_the_demo_model_answers_whole_and_streamed(supervisor: SupervisorFactory
     # The prompt is the same, so its count is too (some of it read from the cache now).
     total = final.usage.input_tokens + (final.usage.cache_read_input_tokens or 0)
     assert total == whole.usage.input_tokens + (whole.usage.cache_read_input_tokens or 0)
+    counted = client.messages.count_tokens(
+        model=DEMO, system=args["system"], messages=args["messages"]
+    )
+    assert counted.input_tokens == total
     cut = client.messages.create(**{**args, "max_tokens": 2, "system": "Answer at length."})  # type: ignore[call-overload]
     assert cut.stop_reason == "max_tokens"
     assert cut.usage.output_tokens == 2

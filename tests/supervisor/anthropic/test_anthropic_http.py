@@ -256,3 +256,22 @@ async def test_a_child_that_dies_mid_stream_ends_it_with_an_error_event(
     assert events[-1]["type"] == "error"
     assert events[-1]["error"]["type"] == "api_error"
     assert "message_stop" not in [e["type"] for e in events]
+
+
+async def test_count_tokens_is_the_prompt_count_a_message_reports(app_client: AppClient) -> None:
+    client = await app_client()
+    prompt = {"model": "fake", "system": "be brief", "messages": [
+        {"role": "user", "content": "one two three"}]}  # fmt: skip
+    counted = await client.post("/v1/messages/count_tokens", json=prompt)
+    assert counted.status == 200, await counted.text()
+    assert await counted.json() == {"input_tokens": 5}
+    message = await (await client.post("/v1/messages", json={**prompt, "max_tokens": 4})).json()
+    assert message["usage"]["input_tokens"] == 5
+    # A count has no answer to cap or sample: those fields are unknown there.
+    for field, value in (("max_tokens", 4), ("temperature", 0.5), ("stream", True)):
+        refused = await client.post("/v1/messages/count_tokens", json={**prompt, field: value})
+        assert refused.status == 400
+        assert_anthropic_error(await refused.json(), "invalid_request_error", mentions=field)
+    thinking = await client.post("/v1/messages/count_tokens", json={
+        **prompt, "thinking": {"type": "enabled", "budget_tokens": 2048}})  # fmt: skip
+    assert_anthropic_error(await thinking.json(), "invalid_request_error", mentions="thinking")

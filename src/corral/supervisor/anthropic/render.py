@@ -204,3 +204,11 @@ def _empty_message(chunk: dict[str, Any]) -> dict[str, Any]:
 
 
 ANTHROPIC = Dialect(full=full_message, stream=message_events, headers={}, always_usage=True)
+
+
+def token_count(response: dict[str, Any]) -> dict[str, Any]:
+    return {"input_tokens": response["usage"]["prompt_tokens"]}
+
+
+# count_tokens answers whole only (its requests never stream).
+COUNT = Dialect(full=token_count, stream=message_events, headers={})

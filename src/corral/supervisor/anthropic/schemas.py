@@ -138,22 +138,16 @@ class OutputConfig(_Strict):
     effort: str | None = None
 
 
-class MessagesRequest(_Strict):
+class Prompt(_Strict):
+    """What a prompt is made of: what ``count_tokens`` reads, and a message request too."""
+
     model: str
-    max_tokens: MaxTokens
     messages: list[MessageIn] = Field(min_length=1)
     system: str | list[TextBlock] | None = None
-    stop_sequences: Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
-    temperature: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    top_p: Probability | None = None
-    top_k: TopK | None = None
-    metadata: Metadata | None = None
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
-    stream: bool = False
     output_config: OutputConfig | None = None
     cache_control: CacheControl | None = None
-    service_tier: Literal["auto", "standard_only"] | None = None
     speed: Literal["standard", "fast"] | None = None
     keep_alive: float | str | None = None  # Corral's (Ollama's): how long the model stays loaded
     # Anthropic's own, refused unless they ask for nothing (refuse_unsupported).
@@ -163,6 +157,26 @@ class MessagesRequest(_Strict):
     context_management: Any = None
 
 
+class MessagesRequest(Prompt):
+    max_tokens: MaxTokens
+    stop_sequences: Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
+    temperature: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    top_p: Probability | None = None
+    top_k: TopK | None = None
+    metadata: Metadata | None = None
+    stream: bool = False
+    service_tier: Literal["auto", "standard_only"] | None = None
+
+
+class CountTokensRequest(Prompt):
+    def as_message(self) -> MessagesRequest:
+        """The request whose prompt this is, answered with one token: the model reads the
+        prompt (its chat template and tools included) and says how many tokens it was."""
+        return MessagesRequest.model_validate(
+            {**self.model_dump(by_alias=True, exclude_unset=True), "max_tokens": 1}
+        )
+
+
 _REFUSED = {
     "container": "code execution containers are not supported",
     "mcp_servers": "MCP servers are not supported; pass their tools as client tools",
@@ -170,7 +184,7 @@ _REFUSED = {
 }
 
 
-def refuse_unsupported(body: MessagesRequest) -> None:
+def refuse_unsupported(body: Prompt) -> None:
     for name, why in _REFUSED.items():
         if getattr(body, name) not in (None, []):
             raise BadRequest(f"'{name}': {why}", param=name, code="unsupported")
