@@ -14,7 +14,6 @@ from typing import Any
 from corral.supervisor.anthropic.schemas import (
     MessageIn,
     MessagesRequest,
-    TextBlock,
     ToolChoice,
     ToolResultBlock,
     ToolUseBlock,
@@ -111,7 +110,7 @@ def _openai_messages(message: MessageIn, where: str) -> list[dict[str, Any]]:
                 {"role": "tool", "tool_call_id": block.tool_use_id, "content": block.text(at)}
             )
         else:
-            texts.append(block_text(block, at) if not isinstance(block, TextBlock) else block.text)
+            texts.append(block_text(block, at))
     out = list(results)
     if calls:
         out.append({"role": "assistant", "content": "".join(texts) or None, "tool_calls": calls})
