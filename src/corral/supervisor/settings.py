@@ -63,6 +63,8 @@ class ModelPreset(BaseModel):
     trust_remote_code: bool = False
 
     parallel: int | None = Field(default=None, ge=1, le=256, description="llama slots")
+    # llama backend: serve /v1/embeddings instead of chat (None: as the GGUF's header says).
+    embedding: bool | None = None
     kv_park_bytes: int | None = Field(default=None, ge=0, description="parked KV budget")
     chat_template: str | None = None
     system_prompt: str | None = None
