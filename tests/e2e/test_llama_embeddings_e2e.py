@@ -14,12 +14,14 @@ import pytest
 
 from tests.conftest import SupervisorFactory, client_for
 from tests.support.supervisor_proc import Supervisor
+from tests.support.tiny_bert_gguf import write_tiny_bert_gguf
 from tests.support.tiny_gguf import write_tiny_gguf
 
 pytestmark = [pytest.mark.e2e, pytest.mark.llama]
 
-# "last" is named by the GGUF header (pooling type 3); "as-embedder" is the chat GGUF that a
-# preset turns into an embedder, pooled by the mean.
+# "last" is a decoder whose header names its pooling (last token); "bert" an encoder with CLS
+# pooling (llama.cpp's encoder graph, [CLS] and [SEP] added); "as-embedder" is a chat GGUF that
+# a preset turns into an embedder, pooled by the mean.
 PRESET = """
 [models.as-embedder]
 path = "chat.gguf"
@@ -35,6 +37,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_tiny_gguf(directory / "tiny.gguf", seed=1)
     write_tiny_gguf(directory / "chat.gguf", seed=2)
     write_tiny_gguf(directory / "last.gguf", seed=3, pooling=3)
+    write_tiny_bert_gguf(directory / "bert.gguf", seed=4)
     return directory
 
 
@@ -50,12 +53,13 @@ def reference(models: Path) -> Iterator[dict[str, Any]]:
 
     pooled = {"as-embedder": ("chat.gguf", llama_cpp.LLAMA_POOLING_TYPE_MEAN)}
     pooled["last"] = ("last.gguf", llama_cpp.LLAMA_POOLING_TYPE_LAST)
+    pooled["bert"] = ("bert.gguf", llama_cpp.LLAMA_POOLING_TYPE_CLS)
     llamas = {
         model: llama_cpp.Llama(
             str(models / file),
             embedding=True,
             pooling_type=pooling,
-            n_ctx=512,
+            n_ctx=128 if model == "bert" else 512,
             n_threads=1,
             verbose=False,
         )
@@ -70,7 +74,7 @@ def expected(reference: dict[str, Any], model: str, text: str) -> np.ndarray:
     return np.array(reference[model].embed(text, normalize=True), dtype=np.float32)
 
 
-@pytest.mark.parametrize("model", ["last", "as-embedder"])
+@pytest.mark.parametrize("model", ["last", "bert", "as-embedder"])
 def test_vectors_match_llama_cpp_and_are_unit_length(
     sup: Supervisor, reference: dict[str, Any], model: str
 ) -> None:
@@ -79,7 +83,7 @@ def test_vectors_match_llama_cpp_and_are_unit_length(
     assert reply.model == model
     vectors = np.array([d.embedding for d in reply.data])
     assert [d.index for d in reply.data] == list(range(len(TEXTS)))
-    assert vectors.shape == (len(TEXTS), 64)
+    assert vectors.shape == (len(TEXTS), 32 if model == "bert" else 64)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     for text, vector in zip(TEXTS, vectors, strict=True):
         # Batched with the others in one decode, each equals the text embedded alone (up to
@@ -141,6 +145,9 @@ def test_refusals_are_400s_naming_the_field(sup: Supervisor) -> None:
         client.embeddings.create(model="last", input="hello " * 600)
     assert (caught.value.code, caught.value.param) == ("context_length_exceeded", "input")
     with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model="bert", input="ab " * 100)  # its context: 128 tokens
+    assert (caught.value.code, caught.value.param) == ("context_length_exceeded", "input")
+    with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model="last", input=[[1, 2, 100_000]])
     assert (caught.value.code, caught.value.param) == ("invalid_input", "input")
     with pytest.raises(openai.BadRequestError) as caught:
@@ -152,7 +159,7 @@ def test_refusals_are_400s_naming_the_field(sup: Supervisor) -> None:
 
 def test_models_say_which_embed(sup: Supervisor) -> None:
     rows = {m.id: m.model_dump() for m in client_for(sup).models.list().data}
-    for model in ("last", "as-embedder"):
+    for model in ("last", "bert", "as-embedder"):
         assert rows[model]["capabilities"] == ["embeddings"]
         assert rows[model]["kind"] == "embeddings"
     assert rows["tiny"]["capabilities"] == ["chat", "completion"]
