@@ -152,7 +152,10 @@ def _speech(args: argparse.Namespace, channel: Channel) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.kind == "llama" and args.pooling is not None and not args.embedding:
+        parser.error("--pooling needs --embedding (a chat model does not pool)")
     die_with_parent()
     configure_logging(args.kind)
     channel = Channel()  # before the backend import: native libraries may print on load

@@ -78,6 +78,14 @@ class ModelPreset(BaseModel):
     args: list[str] = Field(default=[], description="extra arguments for the child process")
 
     @model_validator(mode="after")
+    def _embedding_is_llama(self) -> ModelPreset:
+        if self.embedding is not None and self.backend != "llama":
+            raise ValueError(
+                "embedding is for the llama backend (an hf checkpoint's files say what it serves)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _one_source(self) -> ModelPreset:
         if self.repo is None:
             if self.file is not None or self.revision is not None:

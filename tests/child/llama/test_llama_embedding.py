@@ -40,3 +40,12 @@ def test_the_pooling_is_the_headers_or_the_mean(metadata: dict[str, str], poolin
 def test_a_reranker_gguf_does_not_load_as_an_embedder() -> None:
     with pytest.raises(ValueError, match="reranker"):
         gguf_pooling({"general.architecture": "bert", "bert.pooling_type": "4"})
+
+
+def test_pooling_without_embedding_mode_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from corral.child.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["llama", "--model", "m.gguf", "--pooling", "cls"])
+    assert exited.value.code == 2
+    assert "--pooling needs --embedding" in capsys.readouterr().err

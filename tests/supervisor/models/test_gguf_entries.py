@@ -79,3 +79,9 @@ async def test_the_catalog_starts_embedders_in_embedding_mode(tmp_path: Path) ->
     # An embedder holds one context, not one per slot.
     chat, embed = catalog.resolve("chat"), catalog.resolve("embed")
     assert catalog.footprint(chat) > catalog.footprint(embed)
+
+
+def test_embedding_is_refused_for_other_backends() -> None:
+    with pytest.raises(ValueError, match="embedding is for the llama backend"):
+        ModelPreset(backend="hf", embedding=True)
+    assert ModelPreset(backend="llama", embedding=False).embedding is False
