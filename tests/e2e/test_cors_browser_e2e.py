@@ -70,7 +70,7 @@ def browser() -> Iterator[Browser]:
 
 
 class _Page(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's spelling)
+    def do_GET(self) -> None:
         body = b"<!doctype html><title>app</title>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
