@@ -6,6 +6,11 @@ oversized header, a bad chunk size in the same packet) before the app sees it, i
 connection handler's ``handle_error``, which no middleware reaches. ``ServingRunner`` is the
 ``web.AppRunner`` whose connections use ``ErrorRenderingHandler`` for that, so any scanner on
 the network gets the same error shape as every other client and cannot flood the log.
+
+aiohttp offers no public hook for the connection handler's class, so this leans on a few of
+its internals (``AppRunner._make_server``, ``RequestHandler._current_request`` and
+``_messages``, ``_ErrInfo``); ``tests/supervisor/http/test_malformed_http.py`` fails if an
+aiohttp upgrade changes them.
 """
 
 from __future__ import annotations
