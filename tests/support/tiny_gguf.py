@@ -19,6 +19,7 @@ from gguf import (
     TENSOR_NAMES,
     GGUFWriter,
     LlamaFileType,
+    PoolingType,
     TokenType,
 )
 
@@ -136,12 +137,14 @@ def write_tiny_gguf(
     n_ctx: int = 512,
     chat_template: str | None = DEFAULT_CHATML,
     sampling: dict[str, float] | None = None,
+    pooling: int | None = None,
 ) -> Path:
     """Write a tiny random llama model (f32, under 0.5 MB) to ``path`` and return ``path``.
 
     Deterministic: the same arguments always give a byte-identical file. ``chat_template=None``
     leaves ``tokenizer.chat_template`` out of the metadata. ``sampling`` writes llama.cpp's
-    recommended-sampling keys, ``{"top_k": 1}`` as ``general.sampling.top_k``.
+    recommended-sampling keys, ``{"top_k": 1}`` as ``general.sampling.top_k``. ``pooling``
+    writes ``llama.pooling_type`` (1 mean, 2 CLS, 3 last), which makes it an embedding model.
     """
     path = Path(path)
     tokens, types, merges = build_vocab()
@@ -156,6 +159,8 @@ def write_tiny_gguf(
                 writer.add_int32(f"general.sampling.{key}", int(value))
             else:
                 writer.add_float32(f"general.sampling.{key}", float(value))
+        if pooling is not None:
+            writer.add_pooling_type(PoolingType(pooling))
         writer.add_vocab_size(len(tokens))
         writer.add_context_length(n_ctx)
         writer.add_embedding_length(N_EMBD)

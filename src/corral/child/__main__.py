@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     llama.add_argument("--prefill-chunk", type=int, default=256, help="prompt tokens a step")
     llama.add_argument("--kv-park-bytes", type=int, default=0, help="idle conversations' KV")
     llama.add_argument("--chat-template", default=None, help="Jinja template overriding the GGUF's")
+    llama.add_argument("--embedding", action="store_true", help="embed instead of generating")
+    llama.add_argument("--pooling", choices=["mean", "cls", "last"], default=None)
 
     hf = kinds.add_parser("hf", help="transformers on one checkpoint directory")
     hf.add_argument("--model", required=True, type=Path, help="checkpoint directory")
@@ -77,6 +79,17 @@ def _download(args: argparse.Namespace, channel: Channel) -> int:
 
 
 def _backend(args: argparse.Namespace) -> Backend:
+    if args.kind == "llama" and args.embedding:
+        from corral.child.llama.embedding import LlamaEmbedder
+
+        return LlamaEmbedder(
+            model_path=args.model,
+            model_id=args.model_id or args.model,
+            n_ctx=args.n_ctx,
+            n_threads=args.n_threads,
+            n_gpu_layers=args.n_gpu_layers,
+            pooling=args.pooling,
+        )
     if args.kind == "llama":
         from corral.child.llama.backend import LlamaBackend  # heavy import, only when used
 
@@ -139,7 +152,10 @@ def _speech(args: argparse.Namespace, channel: Channel) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.kind == "llama" and args.pooling is not None and not args.embedding:
+        parser.error("--pooling needs --embedding (a chat model does not pool)")
     die_with_parent()
     configure_logging(args.kind)
     channel = Channel()  # before the backend import: native libraries may print on load

@@ -20,7 +20,7 @@ from corral.supervisor.conversations import routes as conversation_routes
 from corral.supervisor.http import routes as server_routes
 from corral.supervisor.http import static_ui as webui
 from corral.supervisor.http.client_address import ClientIPResolver
-from corral.supervisor.http.cors import cors_middleware
+from corral.supervisor.http.cors import add_cors_headers, cors_middleware
 from corral.supervisor.http.errors import errors_middleware
 from corral.supervisor.http.origin import origin_middleware
 from corral.supervisor.http.request_log import request_log_middleware
@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
             auth_middleware,
         ],
     )
+    app.on_response_prepare.append(add_cors_headers)
     live = LiveSettings(settings)
     app[SETTINGS] = live
     app[RELOADER] = reloader = Reloader(live)

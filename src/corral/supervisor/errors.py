@@ -129,3 +129,11 @@ class InsufficientStorage(CorralError):
     status = 507
     type = "server_error"
     code = "insufficient_storage"
+
+
+class HeadersTooLarge(CorralError):
+    """A request line, header or header count past what the HTTP parser takes."""
+
+    status = 431
+    type = "invalid_request_error"
+    code = "headers_too_large"

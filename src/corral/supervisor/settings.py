@@ -63,6 +63,8 @@ class ModelPreset(BaseModel):
     trust_remote_code: bool = False
 
     parallel: int | None = Field(default=None, ge=1, le=256, description="llama slots")
+    # llama backend: serve /v1/embeddings instead of chat (None: as the GGUF's header says).
+    embedding: bool | None = None
     kv_park_bytes: int | None = Field(default=None, ge=0, description="parked KV budget")
     chat_template: str | None = None
     system_prompt: str | None = None
@@ -74,6 +76,14 @@ class ModelPreset(BaseModel):
     pinned: bool = False
     aliases: list[str] = []
     args: list[str] = Field(default=[], description="extra arguments for the child process")
+
+    @model_validator(mode="after")
+    def _embedding_is_llama(self) -> ModelPreset:
+        if self.embedding is not None and self.backend != "llama":
+            raise ValueError(
+                "embedding is for the llama backend (an hf checkpoint's files say what it serves)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelPreset:

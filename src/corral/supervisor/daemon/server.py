@@ -26,7 +26,7 @@ from corral.supervisor.appkeys import (
 )
 from corral.supervisor.daemon.runfile import RunFile, RunningServer
 from corral.supervisor.daemon.sdnotify import Notifier, run_watchdog
-from corral.supervisor.http import bad_http
+from corral.supervisor.http.bad_http import ServingRunner
 from corral.supervisor.settings import Settings
 
 log = logging.getLogger("corral.server")
@@ -84,9 +84,9 @@ async def serve(settings: Settings, reload_settings: Callable[[], Settings] | No
     app = create_app(settings)
     # handler_cancellation: a client that disconnects cancels its handler, which cancels the
     # generation in the child. The drain on SIGTERM is ours (ModelManager.drain); the
-    # runner's shutdown_timeout only bounds handlers that are already ending.
-    bad_http.install()
-    runner = web.AppRunner(
+    # runner's shutdown_timeout only bounds handlers that are already ending. ServingRunner:
+    # malformed HTTP is an OpenAI-shaped 400 and one info line (http/bad_http.py).
+    runner = ServingRunner(
         app,
         handler_cancellation=True,
         shutdown_timeout=settings.child_stop_timeout,

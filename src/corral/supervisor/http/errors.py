@@ -6,6 +6,7 @@ import logging
 import sqlite3
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from corral.supervisor.errors import (
@@ -40,6 +41,21 @@ def _from_http(exc: web.HTTPException) -> CorralError:
     return error
 
 
+def _malformed_body(request: web.Request, exc: Exception) -> web.Response:
+    """A body the HTTP parser refused (a bad chunk size, a broken compressed stream): the
+    client's fault, one line at info level; the connection's framing is lost, so it closes."""
+    reason = " ".join(str(getattr(exc, "message", exc)).split())[:200]
+    log.info("malformed request body on %s %s: %s", request.method, request.path, reason)
+    # Marked read to its end, or aiohttp would try to drain the rest of the broken body
+    # after the response and log the same error again with a traceback.
+    request.content.feed_eof()
+    response = error_response(
+        BadRequest(f"malformed HTTP request body: {reason}", code="malformed_http")
+    )
+    response.force_close()
+    return response
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -52,6 +68,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(_from_http(exc))
     except UnicodeDecodeError:
         return error_response(BadRequest("the body is not valid UTF-8", code="invalid_json"))
+    except (web.RequestPayloadError, HttpProcessingError) as exc:
+        return _malformed_body(request, exc)
     except ConnectionResetError:
         raise  # the client left; nothing to render
     except sqlite3.OperationalError as exc:

@@ -39,6 +39,7 @@ from corral.supervisor.models.demo_model import (
     ensure_demo_model,
     header_part,
 )
+from corral.supervisor.models.gguf_entries import llama_serves
 from corral.supervisor.models.gguf_header import GGUFError, MemoryShape, memory_shape, read_metadata
 from corral.supervisor.models.hf_entries import (
     capabilities,
@@ -97,7 +98,10 @@ class ModelEntry:
     @functools.cached_property
     def serves(self) -> tuple[str, ...]:
         """What the model serves ("chat", "embeddings", ...), read from an hf checkpoint's
-        files once per entry: the catalog caches entries, so not on every request."""
+        files or a GGUF's header once per entry: the catalog caches entries, so not on every
+        request."""
+        if self.backend == "llama":
+            return llama_serves(self.preset, self.path)
         bundled = self.backend == "hf" and self.source == "demo"
         return capabilities(self.backend, self.path, bundled_embedder=bundled)
 
@@ -286,7 +290,7 @@ class Catalog:
         if entry.backend in speech_models.SPEECH_BACKENDS:
             return speech_models.footprint(entry.size_bytes)
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
-        if entry.backend == "llama":
+        if entry.backend == "llama" and "embeddings" not in entry.serves:
             n_ctx *= self.parallel(entry)  # every slot may hold a whole context (one shared KV)
         path = self._header_path(entry)
         shape = UNKNOWN_SHAPE if path is None else self._header(path)[0]
@@ -367,6 +371,8 @@ class Catalog:
             "--parallel", str(self.parallel(entry)),
             "--kv-park-bytes", str(self.park_bytes(entry)),
         ]  # fmt: skip
+        if "embeddings" in entry.serves:
+            argv.append("--embedding")  # one context, batched per request (embedding.py)
         if gpu_layers is not None:  # otherwise the child offloads all layers on a GPU build
             argv += ["--n-gpu-layers", str(gpu_layers)]
         threads = preset.n_threads or settings.n_threads

@@ -37,7 +37,7 @@ from corral.supervisor.streams.sessions import (
     SessionRegistry,
     SessionState,
     StreamSession,
-    validate_conversation_id,
+    validate_stream_id,
 )
 
 log = logging.getLogger("corral.streams")
@@ -60,7 +60,7 @@ def with_event_id(event: bytes, offset: int) -> bytes:
 
 def conversation_id(raw: str) -> str:
     try:
-        return validate_conversation_id(raw)
+        return validate_stream_id(raw)
     except InvalidConversationId as exc:
         raise BadRequest(f"conversation id: {exc}", code="invalid_conversation_id") from None
 
@@ -69,7 +69,7 @@ def cache_key(raw: str | None) -> str | None:
     """The conversation id as the child's KV cache key. Only a hint: an invalid one is no key
     (the resumable path, which needs a valid id, reports it)."""
     try:
-        return None if raw is None else validate_conversation_id(raw)
+        return None if raw is None else validate_stream_id(raw)
     except InvalidConversationId:
         return None
 

@@ -1,4 +1,8 @@
-"""Routes to re-attach to, look up and stop resumable streams (llama.cpp server's routes)."""
+"""Routes to re-attach to, look up and stop resumable streams (llama.cpp server's routes).
+
+The id is in the path (``/v1/stream/{id}``) or, as llama-server takes it, in the query
+(``/v1/stream?conv_id={id}``); either way it may contain ``/`` (``conv/model``).
+"""
 
 from __future__ import annotations
 
@@ -28,16 +32,24 @@ def _offset(request: web.Request) -> int:
         raise BadRequest("'from' is a byte offset (a whole number)", param="from") from None
 
 
+def _stream_id(request: web.Request) -> str:
+    raw = request.match_info.get("cid")
+    if raw is None:
+        raw = request.query.get("conv_id")
+        if raw is None:
+            raise BadRequest("name the stream: /v1/stream?conv_id=ID", param="conv_id")
+    return conversation_id(raw)
+
+
 async def reattach(request: web.Request) -> web.StreamResponse:
     streams = request.app[STREAMS]
-    session = streams.get(conversation_id(request.match_info["cid"]), owner_of(request))
+    session = streams.get(_stream_id(request), owner_of(request))
     chunks = follow(session, _offset(request))  # offset errors are HTTP errors, before any byte
     return await send_sse(request, chunks)
 
 
 async def stop(request: web.Request) -> web.Response:
-    cid = conversation_id(request.match_info["cid"])
-    await request.app[STREAMS].registry.stop(cid, owner_of(request))
+    await request.app[STREAMS].registry.stop(_stream_id(request), owner_of(request))
     return web.Response(status=204)
 
 
@@ -53,6 +65,7 @@ async def lookup(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/v1/stream/{cid}", reattach)
-    app.router.add_delete("/v1/stream/{cid}", stop)
+    for path in ("/v1/stream", "/v1/stream/{cid:.+}"):
+        app.router.add_get(path, reattach)
+        app.router.add_delete(path, stop)
     app.router.add_post("/v1/streams/lookup", lookup)

@@ -27,6 +27,7 @@ from typing import Literal, get_args
 from corral.supervisor.streams.conversation_ids import (
     InvalidConversationId,
     validate_conversation_id,
+    validate_stream_id,
 )
 from corral.supervisor.streams.ring import (
     OffsetAhead,
@@ -50,6 +51,7 @@ __all__ = [
     "StreamOffsetError",
     "StreamSession",
     "validate_conversation_id",
+    "validate_stream_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -289,7 +291,7 @@ class SessionRegistry:
         return session.finished_at is not None and now - session.finished_at >= self.ttl
 
     def _find(self, conversation_id: str, owner: str | None) -> StreamSession | None:
-        validate_conversation_id(conversation_id)
+        validate_stream_id(conversation_id)
         session = self._sessions.get(conversation_id)
         if session is None or session.owner != owner:
             return None  # another owner's session is indistinguishable from none
@@ -307,7 +309,7 @@ class SessionRegistry:
         The new session is registered before the old one's canceller is awaited, so a
         concurrent create or lookup never sees a gap.
         """
-        validate_conversation_id(conversation_id)
+        validate_stream_id(conversation_id)
         if self._closed:
             raise RegistryClosed("the stream registry is shut down")
         self.sweep()  # expired sessions must not hold memory against a newcomer
@@ -345,7 +347,7 @@ class SessionRegistry:
         """
         wanted = list(dict.fromkeys(ids))
         for conversation_id in wanted:
-            validate_conversation_id(conversation_id)
+            validate_stream_id(conversation_id)
         found = (self._find(conversation_id, owner) for conversation_id in wanted)
         return [s.info() for s in found if s is not None]
 
