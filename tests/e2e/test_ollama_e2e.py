@@ -4,7 +4,7 @@ official ``ollama`` Python client unchanged, as an Ollama-speaking app would use
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -157,13 +157,13 @@ def test_embed_with_the_bundled_minilm(client: ollama.Client) -> None:
     assert [len(v) for v in vectors] == [384] * 3
     assert (embedded.prompt_eval_count or 0) >= 3
 
-    def cosine(a: list[float], b: list[float]) -> float:
+    def cosine(a: Sequence[float], b: Sequence[float]) -> float:
         dot = sum(x * y for x, y in zip(a, b, strict=True))
         return dot / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
 
-    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])  # type: ignore[arg-type]
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
     single = client.embeddings("all-minilm-l6-v2", prompt="cat").embedding
-    assert cosine(single, vectors[0]) > 0.999  # type: ignore[arg-type]
+    assert cosine(single, vectors[0]) > 0.999
     same = client.embed("all-minilm-l6-v2:latest", input="cat", dimensions=384).embeddings
     assert len(same[0]) == 384
     with pytest.raises(ollama.ResponseError) as shortened:  # MiniLM was not trained to shorten
