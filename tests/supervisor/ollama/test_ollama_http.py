@@ -284,3 +284,15 @@ async def test_a_client_key_sees_only_its_models(app_client: AppClient) -> None:
     assert names == ["fake-slow:latest"]
     response = await client.post("/api/show", json={"model": "fake"}, headers=headers)
     await ollama_error(response, 404)
+
+
+async def test_resumable_streams_are_refused_and_the_id_still_picks_the_cache(
+    app_client: AppClient,
+) -> None:
+    client = await app_client()
+    headers = {"X-Conversation-Id": "conv-ollama-1"}
+    body = {**CHAT, "options": {"num_predict": 4}}
+    streamed = await client.post("/api/chat", json=body, headers=headers)
+    assert "X-Conversation-Id" in await ollama_error(streamed, 400)
+    whole = await client.post("/api/chat", json={**body, "stream": False}, headers=headers)
+    assert (await whole.json())["message"]["content"] == "tok0 tok1 tok2 tok3"
