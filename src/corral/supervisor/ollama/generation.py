@@ -18,7 +18,7 @@ from corral.supervisor.models.hf_entries import require
 from corral.supervisor.ollama.models import context_size, resolve
 from corral.supervisor.ollama.options import refuse
 from corral.supervisor.ollama.render import Api, Shape, Timing, ollama_dialect, timestamp
-from corral.supervisor.ollama.schemas import ChatBody, GenerateBody, _Generation
+from corral.supervisor.ollama.schemas import ChatBody, GenerateBody, GenerationBody
 from corral.supervisor.ollama.translate import (
     RENAMES,
     Translated,
@@ -94,7 +94,7 @@ def eval_seconds(facts: RequestFacts) -> float:
 
 
 async def load_only(
-    request: web.Request, api: Api, body: _Generation, entry: ModelEntry
+    request: web.Request, api: Api, body: GenerationBody, entry: ModelEntry
 ) -> web.Response:
     """Load the model and hold it for ``keep_alive`` (or unload it with ``keep_alive: 0``)."""
     for name in ("options", "format", "think", "logprobs", "top_logprobs"):

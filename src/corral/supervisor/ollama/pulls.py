@@ -93,6 +93,19 @@ async def progress(downloads: DownloadManager, job_id: str) -> AsyncGenerator[di
                     "completed": done,
                 }
     assert last is not None
+    if last.state == "finished":
+        # The last progress frame may predate the end: a finished file is whole.
+        for name in last.files:
+            size = shown[name][1] if name in shown else None
+            if size is None and len(last.files) == 1:
+                size = last.bytes_total
+            if size is not None and shown.get(name) != (size, size):
+                yield {
+                    "status": f"pulling {name}",
+                    "digest": name,
+                    "total": size,
+                    "completed": size,
+                }
     yield outcome(last)
 
 

@@ -75,7 +75,7 @@ class Message(_Strict):
     tool_name: str | None = None
 
 
-class _Generation(_Strict):
+class GenerationBody(_Strict):
     model: str | None = None
     stream: bool = True  # Ollama streams unless told not to
     format: Format | None = None
@@ -86,12 +86,12 @@ class _Generation(_Strict):
     top_logprobs: int | None = None
 
 
-class ChatBody(_Generation):
+class ChatBody(GenerationBody):
     messages: list[Message] | None = None
     tools: list[dict[str, Any]] | None = None
 
 
-class GenerateBody(_Generation):
+class GenerateBody(GenerationBody):
     prompt: str | None = None
     suffix: str | None = None
     system: str | None = None

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from corral.supervisor.errors import CorralError
 from corral.supervisor.http.json_body import parse_body
 from corral.supervisor.ollama.options import MAPPED, refuse, sampling_fields
-from corral.supervisor.ollama.schemas import ChatBody, GenerateBody, Message, _Generation
+from corral.supervisor.ollama.schemas import ChatBody, GenerateBody, GenerationBody, Message
 from corral.supervisor.openai.format import Kind
 from corral.supervisor.openai.schemas import ChatCompletionRequest, CompletionRequest
 
@@ -121,7 +121,7 @@ def generate_request(body: GenerateBody, model_id: str, n_ctx: int | None) -> Tr
     return Translated(kind, _parse(ChatCompletionRequest, fields))
 
 
-def _common(body: _Generation, model_id: str, n_ctx: int | None) -> dict[str, Any]:
+def _common(body: GenerationBody, model_id: str, n_ctx: int | None) -> dict[str, Any]:
     if body.think:
         raise refuse(
             "think",
