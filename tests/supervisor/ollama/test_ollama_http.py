@@ -16,7 +16,11 @@ from tests.supervisor.conftest import FAKE, AppClient
 from tests.support.inproc import JSON, eventually, state_changing_routes
 
 CHAT = {"model": "fake", "messages": [{"role": "user", "content": "hi"}]}
-MODELS = {**FAKE, "fake-crash": {"backend": "fake", "args": ["--crash-after", "2"]}}
+MODELS = {
+    **FAKE,
+    "fake-crash": {"backend": "fake", "args": ["--crash-after", "2"]},
+    "fake-bad-load": {"backend": "fake", "args": ["--fail-load"]},
+}
 DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 USER_KEY = "sk-test-user-key-0123456789"
 ADMIN_KEY = "sk-test-admin-key-0123456789"
@@ -182,6 +186,11 @@ async def test_an_error_mid_stream_is_an_error_line(app_client: AppClient) -> No
     assert isinstance(parts[-1]["error"], str)
     assert all("error" not in p for p in parts[:-1])
     assert not any(p.get("done") for p in parts)
+    # A model that cannot load is an HTTP error before any line, for both APIs.
+    for route, body in (("chat", CHAT), ("generate", {"prompt": "hi"})):
+        failed = await client.post(f"/api/{route}", json={**body, "model": "fake-bad-load"})
+        assert failed.status >= 500
+        assert isinstance((await failed.json())["error"], str)
 
 
 async def test_errors_have_ollamas_shape(app_client: AppClient) -> None:

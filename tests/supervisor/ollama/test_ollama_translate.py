@@ -78,7 +78,10 @@ def test_a_whole_answer_with_tool_calls_has_object_arguments() -> None:
     }
     answer = full(Shape("chat", "m:latest", timing()), response)
     assert answer["message"]["tool_calls"] == [
-        {"function": {"name": "weather", "arguments": {"city": "Paris"}}, "id": "call_a"}
+        {
+            "function": {"name": "weather", "arguments": {"city": "Paris"}, "index": 0},
+            "id": "call_a",
+        }
     ]
     assert (answer["done_reason"], answer["eval_count"], answer["prompt_eval_count"]) == (
         "stop",

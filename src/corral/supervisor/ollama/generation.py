@@ -1,7 +1,7 @@
 """``POST /api/chat`` and ``POST /api/generate``: translate, run through the OpenAI path's
-``respond`` (auth, analytics, metrics, keep-alive and resumable streams apply alike) and
-render Ollama's shape. A request with no messages (or no prompt) only loads or unloads its
-model, as in Ollama."""
+``respond`` (auth, model permissions, analytics, metrics, keep-alive and the KV cache hint
+apply alike) and render Ollama's shape. A request with no messages (or no prompt) only loads
+or unloads its model, as in Ollama."""
 
 from __future__ import annotations
 

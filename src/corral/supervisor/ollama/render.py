@@ -113,7 +113,7 @@ def full(shape: Shape, response: dict[str, Any]) -> dict[str, Any]:
     if shape.api == "chat" or "message" in choice:
         message = choice.get("message") or {}
         text = message.get("content") or ""
-        calls = [tool_call(c) for c in message.get("tool_calls") or []]
+        calls = [tool_call(c, i) for i, c in enumerate(message.get("tool_calls") or [])]
     else:
         text, calls = choice.get("text") or "", []
     obj = {**shape.envelope(), **shape.piece(text, calls)}
