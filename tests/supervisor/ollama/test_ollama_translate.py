@@ -195,8 +195,8 @@ def test_errors_name_the_field_the_ollama_client_sent() -> None:
         "options.num_predict may be at most 10",
     )
     with pytest.raises(BadRequest) as caught, renamed(RENAMES["generate", "chat"]):
-        raise BadRequest("messages.0.content: too long", param="messages.0.content")
-    assert caught.value.param == "prompt"
+        raise BadRequest("messages.1.content: too long", param="messages.1.content")
+    assert (caught.value.param, caught.value.message) == ("prompt", "prompt: too long")
     with pytest.raises(BadRequest) as caught, renamed(RENAMES["chat", "chat"]):
         raise BadRequest("unknown field 'response_format'", param="response_format")
     assert caught.value.message == "unknown field 'format'"

@@ -50,7 +50,9 @@ def renamed(renames: Mapping[str, str]) -> Iterator[None]:
             head = exc.param.split(".", 1)[0]
             new = renames.get(exc.param) or renames.get(head)
             if new is not None:
-                old = exc.param if exc.param in renames else head
+                # The whole path where the message names it ("messages.1.content: ..."),
+                # else the field.
+                old = exc.param if exc.param in exc.message else head
                 exc.message = re.sub(rf"\b{re.escape(old)}\b", new, exc.message)
                 exc.param = new
         raise
