@@ -233,6 +233,8 @@ async def test_keys_and_origins_apply_in_ollamas_shape(app_client: AppClient) ->
     for method, path in (("POST", "/api/pull"), ("DELETE", "/api/delete")):
         response = await client.request(method, path, json={"model": "org/repo"}, headers=user)
         assert "admin" in await ollama_error(response, 403)
+    rebound = {"Host": "rebind.evil.example:8080", "Authorization": f"Bearer {ADMIN_KEY}"}
+    assert "ost" in await ollama_error(await client.get("/api/tags", headers=rebound), 403)
     foreign = {"Origin": "http://evil.example", "Authorization": f"Bearer {ADMIN_KEY}"}
     for method, path in state_changing_routes(client.app, ollama=True):
         response = await client.request(method, path, data=b"{}", headers={**JSON, **foreign})
