@@ -216,3 +216,25 @@ def test_pull_chat_and_delete_a_hub_model(
         with pytest.raises(ollama.ResponseError) as gone:
             client.delete(name)
         assert gone.value.status_code == 404
+
+
+def test_keys_guard_ollamas_routes(
+    supervisor: SupervisorFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-ollama-e2e-0123456789"
+    sup = supervisor(f'[[api_keys]]\nname = "app"\nkey = "{key}"\n')
+    with (
+        ollama.Client(host=sup.base_url, timeout=60) as anonymous,
+        pytest.raises(ollama.ResponseError) as refused,
+    ):
+        anonymous.list()
+    assert refused.value.status_code == 401
+    assert "API key" in refused.value.error  # a message, not an OpenAI error object
+    monkeypatch.setenv("OLLAMA_API_KEY", key)  # the client sends it as a Bearer token
+    with ollama.Client(host=sup.base_url, timeout=60) as client:
+        assert "fake:latest" in {m.model for m in client.list().models}
+        answer = client.chat("fake", messages=HELLO, options={"num_predict": 2})
+        assert answer.message.content == "tok0 tok1"
+        with pytest.raises(ollama.ResponseError) as not_admin:
+            client.pull("org/repo")
+        assert not_admin.value.status_code == 403
