@@ -54,11 +54,18 @@ async def eventually(condition: Callable[[], bool], *, seconds: float = 10.0) ->
     raise AssertionError(f"condition not met within {seconds} s")
 
 
-def state_changing_routes(app: web.Application) -> list[tuple[str, str]]:
-    """(method, path) of every route that is not GET/HEAD, with placeholders filled in."""
+def is_ollama_route(route: web.AbstractRoute) -> bool:
+    return getattr(route.handler, "__module__", "").startswith("corral.supervisor.ollama.")
+
+
+def state_changing_routes(app: web.Application, *, ollama: bool = False) -> list[tuple[str, str]]:
+    """(method, path) of every route that is not GET/HEAD, with placeholders filled in.
+
+    Ollama's routes answer errors in Ollama's shape (``{"error": "message"}``, no code): they
+    are listed with ``ollama=True`` only, for the tests in ``tests/supervisor/ollama``."""
     routes = []
     for route in app.router.routes():
-        if route.method in ("GET", "HEAD", "OPTIONS", "*"):
+        if route.method in ("GET", "HEAD", "OPTIONS", "*") or is_ollama_route(route) != ollama:
             continue
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter", "")

@@ -25,6 +25,7 @@ from corral.supervisor.http.errors import errors_middleware
 from corral.supervisor.http.origin import origin_middleware
 from corral.supervisor.http.request_log import request_log_middleware
 from corral.supervisor.models import routes as admin_routes
+from corral.supervisor.ollama import routes as ollama_routes
 from corral.supervisor.openai import embeddings as embedding_routes
 from corral.supervisor.openai import routes as openai_routes
 from corral.supervisor.reloading import Reloader
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> web.Application:
     embedding_routes.setup(app)
     anthropic_routes.setup(app)
     responses_routes.setup(app)
+    ollama_routes.setup(app)
     audio_routes.setup(app)
     stream_routes.setup(app)
     auth_routes.setup(app)
