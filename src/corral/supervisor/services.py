@@ -126,7 +126,10 @@ async def _models(app: web.Application) -> AsyncIterator[None]:
     reloader.on(["hub"], downloads.apply)
     actor = asyncio.create_task(manager.run(), name="model-manager")
     shelf_watch = asyncio.create_task(_refresh_on_download(catalog, downloads), name="shelf")
-    for name in settings.preload:
+    # Remote models start with the server: their child health-checks the upstream, so the
+    # shelf shows it reachable or not before the first request.
+    remote = [e.id for e in catalog.entries().values() if e.backend == "remote"]
+    for name in [*settings.preload, *remote]:
         try:
             await manager.load(catalog.resolve(name).id)
         except CorralError as exc:  # a bad preload must not keep the server from starting

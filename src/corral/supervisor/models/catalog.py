@@ -48,6 +48,7 @@ from corral.supervisor.models.hf_entries import (
 )
 from corral.supervisor.models.hub_speech import scan_hub
 from corral.supervisor.models.sampling_defaults import DEMO_SAMPLING, from_gguf, layered
+from corral.supervisor.remote.command import remote_command
 from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, SamplingDefaults, Settings
 
 log = logging.getLogger("corral.catalog")
@@ -98,6 +99,8 @@ class ModelEntry:
     def serves(self) -> tuple[str, ...]:
         """What the model serves ("chat", "embeddings", ...), read from an hf checkpoint's
         files once per entry: the catalog caches entries, so not on every request."""
+        if self.backend == "remote":
+            return tuple(self.preset.serves)  # the upstream refuses what it does not serve
         bundled = self.backend == "hf" and self.source == "demo"
         return capabilities(self.backend, self.path, bundled_embedder=bundled)
 
@@ -280,7 +283,10 @@ class Catalog:
 
     def footprint(self, entry: ModelEntry) -> int:
         """Bytes the model's child is expected to hold: the weights (mapped in whole), the KV
-        cache for its context and the compute buffer, sized from the GGUF header."""
+        cache for its context and the compute buffer, sized from the GGUF header. A remote
+        model's engine runs elsewhere; its child holds nothing worth counting."""
+        if entry.backend == "remote":
+            return 0
         if entry.backend == "hf":
             return hf_footprint(entry.path, entry.preset, bundled=entry.id == EMBEDDER_ID)
         if entry.backend in speech_models.SPEECH_BACKENDS:
@@ -339,6 +345,8 @@ class Catalog:
         base = [sys.executable, "-m", "corral.child", preset.backend]
         if preset.backend == "fake":
             return ChildCommand([*base, "--model-id", entry.id, *preset.args], label=entry.id)
+        if preset.backend == "remote":
+            return remote_command(entry.id, preset, settings)
         path = entry.path
         if preset.backend in speech_models.SPEECH_BACKENDS:
             if path is None or not path.exists():
