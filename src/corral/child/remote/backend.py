@@ -59,6 +59,7 @@ class RemoteBackend:
         progress(0.0, "probing the upstream")
         for replica in self.pool.replicas:
             self._probe(replica)
+        self.on_change()  # the first health report, even when nothing changed
         threading.Thread(target=self._probe_loop, name="prober", daemon=True).start()
         return Ready(model=self.model_id, n_ctx=0, chat_template=True, parallel=self.concurrency)
 
