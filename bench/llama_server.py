@@ -24,9 +24,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The Makefile's LLAMA_FLAGS: the VMs we run on advertise AMX in cpuid and then SIGILL on its
-# tile instructions, so -march=native (GGML_NATIVE) must leave AMX out.
-FLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+# The Makefile's LLAMA_FLAGS (which `make llama-server` passes on): the VMs we run on advertise
+# AMX in cpuid and then SIGILL on its tile instructions, so -march=native must leave AMX out.
+FLAGS = os.environ.get("LLAMA_FLAGS", "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
 CMAKE_ARGS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DGGML_NATIVE=ON",

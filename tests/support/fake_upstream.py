@@ -7,6 +7,7 @@ served what and with which key.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ class FakeUpstream:
     requests: list[dict[str, Any]] = field(default_factory=list)
     auth: list[str | None] = field(default_factory=list)
     url: str = ""  # the base URL, .../v1, once started
+    gate: asyncio.Event | None = None  # when given, streams pause after their first word
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -82,6 +84,8 @@ class FakeUpstream:
             else:
                 choice["text"] = word
             await response.write(f"data: {json.dumps({'choices': [choice]})}\n\n".encode())
+            if self.gate is not None and i == 0:
+                await self.gate.wait()
             if self.mode == "cut" and i == 1:
                 # The upstream dies mid-stream: the connection closes with the body unfinished.
                 assert request.transport is not None

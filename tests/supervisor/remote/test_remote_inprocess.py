@@ -3,6 +3,7 @@ loopback whose answers the tests script (a second real Corral is in tests/e2e)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from typing import Any
@@ -215,3 +216,53 @@ async def test_remote_models_take_no_model_slot(app_client: AppClient) -> None:
         assert response.status == 200
         assert (await _state(client))["state"] == "reachable"  # not evicted for the local one
         assert client.app[CATALOG].get("far") is not None
+
+
+async def test_least_outstanding_requests_and_a_conversation_keeps_its_replica(
+    app_client: AppClient,
+) -> None:
+    gate = asyncio.Event()
+    async with serving(FakeUpstream(gate=gate)) as a, serving(FakeUpstream(gate=gate)) as b:
+        client = await app_client(models=_preset(a.url, b.url))
+        await _until_state(client, "reachable")
+        held = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        assert held.status == 200
+        await held.content.readline()  # the first word is out: the stream is open on one
+        first = a if a.generations else b
+        other = b if first is a else a
+        # A conversation's first request goes to the replica with fewer outstanding requests.
+        headers = {"X-Conversation-Id": "conv-sticky"}
+        body = {**CHAT, "stream": True}
+        opened = await client.post("/v1/chat/completions", json=body, headers=headers)
+        assert opened.status == 200
+        await opened.content.readline()
+        assert len(other.generations) == 1
+        gate.set()
+        whole = await opened.read()
+        await held.read()
+        # Both idle now: the conversation stays with its replica, not the first in the list.
+        again = await client.post("/v1/chat/completions", json=body, headers=headers)
+        assert again.status == 200
+        await again.read()
+        assert len(other.generations) == 2
+        assert len(first.generations) == 1
+        # The stream is resumable like any other: a replay gives its bytes again.
+        replay = await client.get("/v1/stream/conv-sticky?from=0")
+        assert replay.status == 200
+        assert _content(_events((await replay.read()).decode())) == "".join(WORDS)
+        assert whole
+
+
+async def test_a_model_limited_key_does_not_see_a_remote_model(app_client: AppClient) -> None:
+    keys = [{"name": "user", "key": "sk-user-0123456789abcdef", "models": ["fake"]}]
+    async with serving(FakeUpstream()) as upstream:
+        client = await app_client(
+            models={**_preset(upstream.url), "fake": {"backend": "fake"}}, api_keys=keys
+        )
+        auth = {"Authorization": "Bearer sk-user-0123456789abcdef"}
+        response = await client.post("/v1/chat/completions", json=CHAT, headers=auth)
+        assert response.status == 404
+        assert_openai_error(await response.json(), code="model_not_found")
+        listed = await (await client.get("/v1/models", headers=auth)).json()
+        assert [m["id"] for m in listed["data"]] == ["fake"]
+        assert upstream.generations == []
