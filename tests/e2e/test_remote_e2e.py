@@ -160,9 +160,20 @@ def test_llama_server_as_an_upstream(supervisor: SupervisorFactory, tiny_models_
             max_tokens=8,
             stream=True,
             stream_options={"include_usage": True},
+            logprobs=True,
+            top_logprobs=2,
         )
         chunks = list(stream)
         assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in {"stop", "length"}
+        # llama-server's logprobs come through as the client asked for them.
+        scored = [
+            item
+            for c in chunks
+            if c.choices and c.choices[0].logprobs and c.choices[0].logprobs.content
+            for item in c.choices[0].logprobs.content
+        ]
+        assert scored
+        assert all(len(item.top_logprobs) == 2 for item in scored)
         assert chunks[-1].usage is not None
         assert chunks[-1].usage.completion_tokens > 0
     finally:

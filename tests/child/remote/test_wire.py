@@ -108,3 +108,15 @@ def test_completion_chunks_with_legacy_logprobs() -> None:
     assert piece.logprobs[0].logprob == -1.0
     assert [t.token for t in piece.logprobs[0].top] == [" a", " b"]
     assert reader.finish_reason() == "length"
+
+
+def test_a_json_schema_goes_upstream_as_openais_response_format() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    frame = Generate(
+        request_id="r1", messages=(ChatMessage(role="user", content="hi"),), json_schema=schema
+    )
+    _, body = request_body(frame, "up")
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": schema, "strict": True},
+    }
