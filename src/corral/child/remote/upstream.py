@@ -64,8 +64,7 @@ class Upstream:
                 ) from None
             tried.add(replica.url)
             try:
-                request = self.client.build_request("POST", replica.url + path, json=body)
-                response = self.client.send(request, stream=stream)
+                response = self._send(replica.url + path, body, stream=stream)
             except httpx.TransportError as exc:
                 error = f"{replica.name}: {type(exc).__name__}: {exc or 'no answer'}"
                 self.pool.failed(replica, error)
@@ -91,6 +90,15 @@ class Upstream:
             if status in _CLIENT_STATUSES:
                 raise RequestFailed("upstream_bad_request", f"{where}: {message}", param)
             raise RequestFailed("upstream_error", f"{where}: {message}", param)
+
+    def _send(self, url: str, body: dict[str, Any], *, stream: bool) -> httpx.Response:
+        request = self.client.build_request("POST", url, json=body)
+        try:
+            return self.client.send(request, stream=stream)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            # A kept-alive connection the upstream had just closed (llama-server's HTTP library
+            # drops idle ones after 5 s): the pool has discarded it; one new connection decides.
+            return self.client.send(request, stream=stream)
 
     def finish(self, replica: Replica, response: httpx.Response) -> None:
         response.close()
