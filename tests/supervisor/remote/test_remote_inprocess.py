@@ -94,6 +94,9 @@ async def test_a_streamed_chat_goes_upstream_with_its_key_and_comes_back(
         assert (await _state(client))["state"] == "reachable"
         listed = (await (await client.get("/v1/models/far")).json())["state"]
         assert listed == "reachable"
+        metrics = await (await client.get("/metrics")).text()
+        assert f'corral_upstream_up{{model="far",upstream="{upstream.url}"}} 1.0' in metrics
+        assert 'corral_completion_tokens_total{model="far"} 5.0' in metrics
 
 
 async def test_completions_and_embeddings_go_upstream(app_client: AppClient) -> None:
