@@ -28,6 +28,7 @@ class FakeUpstream:
     auth: list[str | None] = field(default_factory=list)
     url: str = ""  # the base URL, .../v1, once started
     gate: asyncio.Event | None = None  # when given, streams pause after their first word
+    listed: tuple[str, ...] = ("up-model",)  # what /v1/models answers
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -49,7 +50,8 @@ class FakeUpstream:
         self._record(request, None)
         if self.mode == "error_500":
             return web.json_response({"error": {"message": "down"}}, status=500)
-        return web.json_response({"object": "list", "data": [{"id": "up-model"}]})
+        data = [{"id": model, "object": "model"} for model in self.listed]
+        return web.json_response({"object": "list", "data": data})
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -12,6 +12,7 @@ import pytest
 
 from corral.supervisor.appkeys import CATALOG, DOWNLOADS, MANAGER
 from corral.supervisor.models.shelf import shelf_status
+from corral.supervisor.settings import ModelPreset
 from tests.supervisor.conftest import AppClient, assert_openai_error
 from tests.support.fake_upstream import WORDS, FakeUpstream, serving
 from tests.support.inproc import eventually
@@ -269,3 +270,29 @@ async def test_a_model_limited_key_does_not_see_a_remote_model(app_client: AppCl
         listed = await (await client.get("/v1/models", headers=auth)).json()
         assert [m["id"] for m in listed["data"]] == ["fake"]
         assert upstream.generations == []
+
+
+async def test_a_mounted_upstream_shows_every_model_it_lists(app_client: AppClient) -> None:
+    async with serving(FakeUpstream(listed=("alpha", "beta:7b"))) as upstream:
+        preset = {"backend": "remote", "url": upstream.url, "mount": True}
+        client = await app_client(models={"box": preset})
+        catalog = client.app[CATALOG]
+        await eventually(lambda: catalog.get("box/beta:7b") is not None, seconds=30)
+        listed = await (await client.get("/v1/models")).json()
+        assert {"box/alpha", "box/beta:7b"} <= {m["id"] for m in listed["data"]}
+        assert "box" not in {m["id"] for m in listed["data"]}
+        response = await client.post("/v1/chat/completions", json={**CHAT, "model": "box/beta:7b"})
+        assert response.status == 200, await response.text()
+        assert upstream.generations[-1]["body"]["model"] == "beta:7b"
+        assert (await response.json())["model"] == "box/beta:7b"
+
+
+async def test_a_remote_preset_names_one_model_or_mounts_all() -> None:
+    with pytest.raises(ValueError, match="model or mount"):
+        ModelPreset(backend="remote", url="http://box:8000/v1")
+    with pytest.raises(ValueError, match="model or mount"):
+        ModelPreset(backend="remote", url="http://box:8000/v1", model="m", mount=True)
+    with pytest.raises(ValueError, match="http"):
+        ModelPreset(backend="remote", url="box:8000/v1", model="m")
+    with pytest.raises(ValueError, match="backend = 'remote'"):
+        ModelPreset(backend="llama", url="http://box:8000/v1")

@@ -154,6 +154,7 @@ class Catalog:
         self._embedder_dir = settings.data_dir / "embeddings"
         self._shapes: dict[Path, tuple[tuple[int, int], MemoryShape, SamplingDefaults]] = {}
         self._entries: dict[str, ModelEntry] | None = None
+        self.mounted: dict[str, tuple[str, ...]] = {}  # mounted upstreams' ids (remote/mounts.py)
         self._scanned_at = 0.0
         self.rescan_interval = RESCAN_INTERVAL_S
 
@@ -226,6 +227,13 @@ class Catalog:
                 EMBEDDER_ID, "demo", hf, unpacked(self._embedder_dir), EMBEDDER_WEIGHTS_BYTES
             )
         for model_id, preset in self._settings.models.items():
+            if preset.mount:
+                for upstream_id in self.mounted.get(model_id, ()):
+                    mounted = preset.model_copy(update={"model": upstream_id, "mount": False})
+                    name = f"{model_id}/{upstream_id}"
+                    if MODEL_ID_PATTERN.match(name):
+                        found[name] = ModelEntry(name, "preset", mounted, None, 0)
+                continue
             path = self._preset_path(model_id, preset)
             size = (_size(path) if path is not None else None) or 0
             if preset.backend == "hf" and path is not None and path.is_dir():

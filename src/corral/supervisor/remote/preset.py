@@ -18,6 +18,7 @@ class RemoteFields(BaseModel):
     url: str | None = Field(default=None, description="the upstream's OpenAI base URL (…/v1)")
     replicas: list[str] = Field(default=[], description="more base URLs serving the same model")
     model: str | None = Field(default=None, description="the upstream's name for the model")
+    mount: bool = Field(default=False, description="every model the upstream lists, prefixed")
     api_key_env: str | None = Field(default=None, description="environment variable with the key")
     api_key_file: Path | None = Field(default=None, description="file holding the key")
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to connect upstream")
@@ -44,8 +45,10 @@ class RemoteFields(BaseModel):
             if self.url or self.replicas or self.api_key_env or self.api_key_file:
                 raise ValueError("url, replicas and api keys are for backend = 'remote'")
             return
-        if not self.upstream_urls or not self.model:
-            raise ValueError("a remote preset needs url (or replicas) and model")
+        if not self.upstream_urls or bool(self.model) == self.mount:
+            raise ValueError(
+                "a remote preset needs url (or replicas), and model or mount = true (not both)"
+            )
         for url in self.upstream_urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"upstream url {url!r} must start with http:// or https://")
