@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from corral.child.remote.backend import RemoteBackend
@@ -22,6 +23,9 @@ def api_key(env_name: str | None, file: os.PathLike[str] | None) -> str | None:
 
 
 def remote_backend(args: argparse.Namespace) -> RemoteBackend:
+    # httpx logs every call at INFO: with health probes every few seconds that would bury the
+    # model's log; failures are logged by the backend itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return RemoteBackend(
         model_id=args.model_id,
         urls=list(args.url),
