@@ -29,6 +29,7 @@ class FakeUpstream:
     url: str = ""  # the base URL, .../v1, once started
     gate: asyncio.Event | None = None  # when given, streams pause after their first word
     listed: tuple[str, ...] = ("up-model",)  # what /v1/models answers
+    probe_status: int = 200  # /v1/models' status, so a test can keep a replica ejected
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -48,8 +49,9 @@ class FakeUpstream:
 
     async def _models(self, request: web.Request) -> web.Response:
         self._record(request, None)
-        if self.mode == "error_500":
-            return web.json_response({"error": {"message": "down"}}, status=500)
+        if self.mode == "error_500" or self.probe_status != 200:
+            status = 500 if self.mode == "error_500" else self.probe_status
+            return web.json_response({"error": {"message": "down"}}, status=status)
         data = [{"id": model, "object": "model"} for model in self.listed]
         return web.json_response({"object": "list", "data": data})
 

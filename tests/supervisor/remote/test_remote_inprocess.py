@@ -161,6 +161,7 @@ async def test_a_stream_cut_mid_way_ends_with_an_error_event_and_the_next_reques
         await _until_state(client, "reachable")
         response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
         assert response.status == 200
+        dying.probe_status = 503  # dead for the prober too, so it stays ejected
         events = _events(await response.text())
         assert events[-1] == "[DONE]"
         error = json.loads(events[-2])["error"]
@@ -296,3 +297,25 @@ async def test_a_remote_preset_names_one_model_or_mounts_all() -> None:
         ModelPreset(backend="remote", url="box:8000/v1", model="m")
     with pytest.raises(ValueError, match="backend = 'remote'"):
         ModelPreset(backend="llama", url="http://box:8000/v1")
+
+
+async def test_a_silent_upstream_ends_the_stream_before_the_child_is_killed(
+    app_client: AppClient,
+) -> None:
+    silent = FakeUpstream(gate=asyncio.Event())  # sends one word, then nothing
+    async with serving(silent):
+        client = await app_client(models=_preset(silent.url, stall_timeout=4.0))
+        await _until_state(client, "reachable")
+        pid = (await _state(client))["pid"]
+        response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        assert response.status == 200
+        silent.probe_status = 503  # silent for the prober too, so it stays ejected
+        events = _events(await response.text())
+        assert events[-1] == "[DONE]"
+        message = json.loads(events[-2])["error"]["message"]
+        assert "ReadTimeout" in message  # the child's report, not the supervisor's stall kill
+        assert silent.url in message
+        state = await _state(client)
+        assert state["state"] == "unreachable"
+        assert state["pid"] == pid
+        silent.gate.set()  # type: ignore[union-attr]

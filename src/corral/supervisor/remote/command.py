@@ -7,9 +7,12 @@ import sys
 from corral.supervisor.child_process import ChildCommand
 from corral.supervisor.settings import ModelPreset, Settings
 
-# The child gives up on a silent upstream this much before the supervisor's stall timeout,
-# so the client hears the upstream's failure, not a killed model process.
-READ_MARGIN = 0.9
+
+def read_timeout(stall: float) -> float:
+    """The child gives up on a silent upstream before the supervisor's stall timeout would
+    kill the child (and every other stream it relays): a tenth sooner, or a second when
+    that is more, and never under half."""
+    return max(stall / 2, min(stall * 0.9, stall - 1.0))
 
 
 def remote_command(model_id: str, preset: ModelPreset, settings: Settings) -> ChildCommand:
@@ -21,7 +24,7 @@ def remote_command(model_id: str, preset: ModelPreset, settings: Settings) -> Ch
         "--model-id", model_id,
         "--upstream-model", preset.model,
         "--connect-timeout", str(preset.connect_timeout),
-        "--read-timeout", str(min(stall, first) * READ_MARGIN),
+        "--read-timeout", str(read_timeout(min(stall, first))),
     ]  # fmt: skip
     for url in preset.upstream_urls:
         argv += ["--url", url]
