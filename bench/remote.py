@@ -131,9 +131,11 @@ def main() -> int:
 
             wait_until(healthy, 300, "llama-server to load")
             sup = Supervisor(data_dir=work / "data", models_dir=models_dir, config=config).start()
+            # llama-server drops connections idle for 5 s; the other side's round takes longer.
+            limits = httpx.Limits(keepalive_expiry=2.0)
             with (
-                httpx.Client(base_url=sup.base_url, timeout=600) as corral_client,
-                httpx.Client(base_url=url, timeout=600) as direct_client,
+                httpx.Client(base_url=sup.base_url, timeout=600, limits=limits) as corral_client,
+                httpx.Client(base_url=url, timeout=600, limits=limits) as direct_client,
             ):
                 clients = {"corral": corral_client, "direct": direct_client}
                 for client in clients.values():

@@ -49,7 +49,11 @@ class RemoteBackend:
         self.pool = ReplicaPool(self.urls, on_change=lambda: self.on_change())
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         timeout = httpx.Timeout(self.read_timeout, connect=self.connect_timeout, pool=None)
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=self.concurrency)
+        # Idle connections are dropped before llama-server's HTTP library drops them (5 s),
+        # so a request rarely meets one the upstream has just closed.
+        limits = httpx.Limits(
+            max_connections=None, max_keepalive_connections=self.concurrency, keepalive_expiry=4.0
+        )
         self.client = httpx.Client(headers=headers, timeout=timeout, limits=limits)
         self.upstream = Upstream(self.pool, self.client)
 
