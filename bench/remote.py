@@ -1,17 +1,20 @@
 """Corral's overhead in front of a remote engine: the same llama-server streamed straight and
 through Corral (a remote preset naming it), alternating round by round in one run.
 
-    .venv/bin/python bench/remote.py [--model PATH] [--rounds 5] [--max-tokens 128]
+    .venv/bin/python bench/remote.py [--model PATH] [--rounds 5] [--max-tokens 128] [--streams 16]
 
 Needs llama-server (`make llama-server`). Prints time to first token and decode tokens/s for
 both paths and the Corral/direct ratios (the issue's goal: <= 3 ms more TTFT, >= 0.98x tok/s).
 Both generate exactly --max-tokens tokens at temperature 0; a round that stops early is
-reported and left out.
+reported and left out. With --streams N, a second llama-server starts too, and N concurrent
+streams through Corral are timed on one replica and on both (aggregate tokens/s); on a
+machine whose cores the two servers share, that measures the balancing, not a speed-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import socket
 import statistics
 import subprocess
@@ -77,6 +80,47 @@ def summary(name: str, samples: list[Sample]) -> tuple[float, float]:
     return ttft, tps
 
 
+def aggregate(client: httpx.Client, model: str, streams: int, max_tokens: int) -> float:
+    """Tokens per second of ``streams`` concurrent streams, all told."""
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(streams) as pool:
+        counts = list(pool.map(lambda _: count_tokens(client, model, max_tokens), range(streams)))
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def count_tokens(client: httpx.Client, model: str, max_tokens: int) -> int:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    usage = [e["usage"] for e in stream_events(client, body) if e.get("usage")]
+    return int(usage[-1]["completion_tokens"]) if usage else 0
+
+
+def start_server(
+    binary: Path, model: Path, args: argparse.Namespace
+) -> tuple[str, subprocess.Popen[bytes]]:
+    port = free_port()
+    server = subprocess.Popen(
+        [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
+         "-c", str(args.n_ctx * args.parallel), "-t", str(args.threads), "-np", str(args.parallel)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(url + "/health", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, 300, "llama-server to load")
+    return url, server
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -92,6 +136,8 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parallel", type=int, default=1, help="llama-server slots (-np)")
+    parser.add_argument("--streams", type=int, default=0, help="concurrent streams; 0: none")
     args = parser.parse_args()
     binary = llama_server.binary()
     if binary is None:
@@ -104,32 +150,22 @@ def main() -> int:
             from corral.supervisor.models.demo_model import ensure_demo_model
 
             model = ensure_demo_model(work / "demo")
-        port = free_port()
-        server = subprocess.Popen(
-            [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-             "-c", str(args.n_ctx), "-t", str(args.threads), "-np", "1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
+        servers = [start_server(binary, model, args) for _ in range(2 if args.streams else 1)]
+        urls = [url for url, _ in servers]
+        url = urls[0]
         models_dir = work / "models"
         models_dir.mkdir()
         config = work / "corral.toml"
+        replicas = ", ".join(f'"{u}/v1"' for u in urls)
         config.write_text(
             'default_model = "bench"\ndemo_model = false\nspeech_models = false\n'
             f'[models.bench]\nbackend = "remote"\nurl = "{url}/v1"\nmodel = "bench"\n'
+            f'[models.pair]\nbackend = "remote"\nreplicas = [{replicas}]\nmodel = "bench"\n'
         )
         print(f"model {model} ({model.stat().st_size / 1e6:.0f} MB) on llama-server, "
               f"{args.max_tokens} tokens, {args.threads} threads, {args.rounds} rounds")  # fmt: skip
         sup: Supervisor | None = None
         try:
-
-            def healthy() -> bool:
-                try:
-                    return httpx.get(url + "/health", timeout=5).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_until(healthy, 300, "llama-server to load")
             sup = Supervisor(data_dir=work / "data", models_dir=models_dir, config=config).start()
             # llama-server drops connections idle for 5 s; the other side's round takes longer.
             limits = httpx.Limits(keepalive_expiry=2.0)
@@ -154,11 +190,17 @@ def main() -> int:
                             print(f"round {round_}: {side} stopped before max_tokens; left out")
                         else:
                             samples[side].append(sample)
+                if args.streams:
+                    one = aggregate(corral_client, "bench", args.streams, args.max_tokens)
+                    two = aggregate(corral_client, "pair", args.streams, args.max_tokens)
+                    print(f"{args.streams} streams: one replica {one:.2f} tok/s, two replicas "
+                          f"{two:.2f} tok/s (x{two / one:.2f})")  # fmt: skip
         finally:
             if sup is not None:
                 sup.terminate()
-            server.terminate()
-            server.wait(30)
+            for _, server in servers:
+                server.terminate()
+                server.wait(30)
     if not samples["corral"] or not samples["direct"]:
         print("not enough complete rounds")
         return 1
