@@ -68,7 +68,8 @@ def one_stream(client: httpx.Client, model: str, max_tokens: int) -> Sample | No
         finish = choice.get("finish_reason") or finish
     if finish != "length" or completion != max_tokens:
         return None
-    return Sample(first - start, (max_tokens - 1) / (last - first))
+    # A tiny model may deliver every token in one read: its decode rate is then unmeasurable.
+    return Sample(first - start, (max_tokens - 1) / max(last - first, 1e-6))
 
 
 def summary(name: str, samples: list[Sample]) -> tuple[float, float]:
@@ -167,11 +168,13 @@ def main() -> int:
         sup: Supervisor | None = None
         try:
             sup = Supervisor(data_dir=work / "data", models_dir=models_dir, config=config).start()
-            # llama-server drops connections idle for 5 s; the other side's round takes longer.
-            limits = httpx.Limits(keepalive_expiry=2.0)
+            # llama-server closes kept-alive connections now and then without saying so (the
+            # remote child retries such a request once on a new connection): the direct side
+            # opens a new connection per request instead, a fraction of a ms on loopback.
+            fresh = httpx.Limits(max_keepalive_connections=0)
             with (
-                httpx.Client(base_url=sup.base_url, timeout=600, limits=limits) as corral_client,
-                httpx.Client(base_url=url, timeout=600, limits=limits) as direct_client,
+                httpx.Client(base_url=sup.base_url, timeout=600) as corral_client,
+                httpx.Client(base_url=url, timeout=600, limits=fresh) as direct_client,
             ):
                 clients = {"corral": corral_client, "direct": direct_client}
                 for client in clients.values():
