@@ -30,6 +30,7 @@ class FakeUpstream:
     gate: asyncio.Event | None = None  # when given, streams pause after their first word
     listed: tuple[str, ...] = ("up-model",)  # what /v1/models answers
     probe_status: int = 200  # /v1/models' status, so a test can keep a replica ejected
+    drop: int = 0  # generations to drop without an answer, as a server closing a kept-alive one
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -68,6 +69,11 @@ class FakeUpstream:
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self._record(request, body)
+        if self.drop:
+            self.drop -= 1
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
         if self.mode == "error_500":
             return web.json_response({"error": {"message": "overloaded"}}, status=500)
         if self.mode == "error_400":

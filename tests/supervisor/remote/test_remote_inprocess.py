@@ -319,3 +319,17 @@ async def test_a_silent_upstream_ends_the_stream_before_the_child_is_killed(
         assert state["state"] == "unreachable"
         assert state["pid"] == pid
         silent.gate.set()  # type: ignore[union-attr]
+
+
+async def test_a_connection_closed_without_an_answer_is_tried_once_more(
+    app_client: AppClient,
+) -> None:
+    async with serving(FakeUpstream()) as upstream:
+        client = await app_client(models=_preset(upstream.url))
+        await _until_state(client, "reachable")
+        upstream.drop = 1
+        response = await client.post("/v1/chat/completions", json=CHAT)
+        assert response.status == 200
+        assert (await response.json())["choices"][0]["message"]["content"] == "".join(WORDS)
+        assert len(upstream.generations) == 2
+        assert (await _state(client))["state"] == "reachable"  # not ejected for it
