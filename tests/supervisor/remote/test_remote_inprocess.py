@@ -333,3 +333,19 @@ async def test_a_connection_closed_without_an_answer_is_tried_once_more(
         assert (await response.json())["choices"][0]["message"]["content"] == "".join(WORDS)
         assert len(upstream.generations) == 2
         assert (await _state(client))["state"] == "reachable"  # not ejected for it
+
+
+async def test_an_ejected_replica_comes_back_once_it_answers_the_prober(
+    app_client: AppClient,
+) -> None:
+    async with (
+        serving(FakeUpstream(probe_status=503)) as sick,
+        serving(FakeUpstream()) as good,
+    ):
+        client = await app_client(models=_preset(sick.url, good.url))
+        await _until_state(client, "degraded")
+        sick.probe_status = 200
+        await _until_state(client, "reachable")  # re-probed when its back-off ended
+        state = await _state(client)
+        assert all(u["healthy"] for u in state["upstreams"])
+        assert state["error"] is None
