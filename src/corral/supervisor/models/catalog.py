@@ -227,12 +227,9 @@ class Catalog:
                 EMBEDDER_ID, "demo", hf, unpacked(self._embedder_dir), EMBEDDER_WEIGHTS_BYTES
             )
         for model_id, preset in self._settings.models.items():
-            if preset.mount:
-                for upstream_id in self.mounted.get(model_id, ()):
-                    mounted = preset.model_copy(update={"model": upstream_id, "mount": False})
-                    name = f"{model_id}/{upstream_id}"
-                    if MODEL_ID_PATTERN.match(name):
-                        found[name] = ModelEntry(name, "preset", mounted, None, 0)
+            if preset.mount:  # an upstream mounted whole: an entry per model it lists
+                for name, mounted in preset.mounted(model_id, self.mounted.get(model_id, ())):
+                    found[name] = ModelEntry(name, "preset", mounted, None, 0)
                 continue
             path = self._preset_path(model_id, preset)
             size = (_size(path) if path is not None else None) or 0
@@ -291,9 +288,8 @@ class Catalog:
 
     def footprint(self, entry: ModelEntry) -> int:
         """Bytes the model's child is expected to hold: the weights (mapped in whole), the KV
-        cache for its context and the compute buffer, sized from the GGUF header. A remote
-        model's engine runs elsewhere; its child holds nothing worth counting."""
-        if entry.backend == "remote":
+        cache for its context and the compute buffer, sized from the GGUF header."""
+        if entry.backend == "remote":  # its engine runs elsewhere; the child is an HTTP client
             return 0
         if entry.backend == "hf":
             return hf_footprint(entry.path, entry.preset, bundled=entry.id == EMBEDDER_ID)

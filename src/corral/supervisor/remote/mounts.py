@@ -14,7 +14,7 @@ import os
 
 import httpx
 
-from corral.supervisor.models.catalog import Catalog
+from corral.supervisor.models.catalog import MODEL_ID_PATTERN, Catalog
 from corral.supervisor.settings import ModelPreset, Settings
 
 log = logging.getLogger("corral.remote")
@@ -68,8 +68,9 @@ class RemoteMounts:
             try:
                 response = await client.get(url + "/models", headers=headers)
                 response.raise_for_status()
-                data = response.json()["data"]
-                return tuple(sorted(str(item["id"]) for item in data))
+                ids = sorted(str(item["id"]) for item in response.json()["data"])
+                # Ids Corral cannot name (too long, odd characters) are left out.
+                return tuple(i for i in ids if MODEL_ID_PATTERN.match(f"{name}/{i}"))
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
                 log.warning("cannot list the models of %s at %s: %s", name, url, exc)
         return None

@@ -6,8 +6,9 @@ config in clear, never on a command line, never in a log line.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -54,3 +55,11 @@ class RemoteFields(BaseModel):
                 raise ValueError(f"upstream url {url!r} must start with http:// or https://")
         if self.api_key_env and self.api_key_file:
             raise ValueError("give one of api_key_env and api_key_file")
+
+    def mounted(self, prefix: str, ids: Iterable[str]) -> Iterator[tuple[str, Self]]:
+        """A mounting preset's models: ``prefix/id`` and a preset naming ``id`` upstream."""
+        for upstream_id in ids:
+            yield (
+                f"{prefix}/{upstream_id}",
+                self.model_copy(update={"model": upstream_id, "mount": False}),
+            )
