@@ -349,3 +349,15 @@ async def test_an_ejected_replica_comes_back_once_it_answers_the_prober(
         state = await _state(client)
         assert all(u["healthy"] for u in state["upstreams"])
         assert state["error"] is None
+
+
+async def test_a_key_variable_that_is_not_set_fails_the_model_by_name(
+    app_client: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CORRAL_TEST_UPSTREAM_KEY")
+    client = await app_client(models=_preset("http://127.0.0.1:9/v1"))
+    await _until_state(client, "failed")
+    assert "CORRAL_TEST_UPSTREAM_KEY" in (await _state(client))["error"]
+    response = await client.post("/v1/chat/completions", json=CHAT)
+    assert response.status in (502, 503)
+    assert "CORRAL_TEST_UPSTREAM_KEY" in (await response.json())["error"]["message"]
