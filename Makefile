@@ -27,7 +27,7 @@ WEBUI_BUILD := src/corral/supervisor/webui_dist/index.html
 WEBUI_SOURCES := $(shell find webui/src webui/public -type f 2>/dev/null) webui/index.html \
 	webui/package.json webui/package-lock.json $(wildcard webui/vite.config.*) $(wildcard webui/tsconfig*.json)
 
-.PHONY: serve test lint typecheck install webui webui-test system-deps bench clean
+.PHONY: serve test lint typecheck install webui webui-test system-deps bench llama-server clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,12 @@ test: system-deps $(STAMP) $(WEBUI_BUILD)
 
 bench: $(STAMP)
 	$(PY) bench/overhead.py
+
+# llama.cpp's llama-server from the pinned llama-cpp-python sdist's vendor/llama.cpp, with the
+# same AMX-free flags, for the remote-model tests and bench/remote.py. Built once per pin and
+# flags into ~/.cache/corral/llama-server-<digest>/ (a no-op when it is there); ~10 min on 2 cores.
+llama-server: | $(PY)
+	LLAMA_FLAGS='$(LLAMA_FLAGS)' nice -n 10 $(PY) bench/llama_server.py --jobs $$(nproc)
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache src/corral/supervisor/webui_dist

@@ -53,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--hang", choices=["never", "load", "generate"], default="never")
     fake.add_argument("--fail-load", action="store_true")
     fake.add_argument("--n-ctx", type=int, default=4096)
+    remote = kinds.add_parser("remote", help="an OpenAI-compatible engine elsewhere")
+    remote.add_argument("--model-id", required=True)
+    remote.add_argument("--url", action="append", required=True, help="base URL; once a replica")
+    remote.add_argument("--upstream-model", required=True, help="the upstream's name for it")
+    # The key itself never goes on the command line (ps shows it to every user).
+    remote.add_argument("--api-key-env", default=None, help="environment variable with the key")
+    remote.add_argument("--api-key-file", type=Path, default=None, help="file with the key")
+    remote.add_argument("--connect-timeout", type=float, default=5.0)
+    remote.add_argument("--read-timeout", type=float, default=120.0)
+    remote.add_argument("--serves", action="append", default=None)
     whisper = kinds.add_parser("whisper", help="faster-whisper on one CTranslate2 Whisper dir")
     whisper.add_argument("--model", required=True, help="the model directory")
     whisper.add_argument("--model-id", default=None)
@@ -120,6 +130,10 @@ def _backend(args: argparse.Namespace) -> Backend:
             chat_template=args.chat_template,
             n_threads=args.n_threads,
         )
+    if args.kind == "remote":
+        from corral.child.remote.command import remote_backend
+
+        return remote_backend(args)
     from corral.child.fake.backend import FakeBackend
 
     return FakeBackend(

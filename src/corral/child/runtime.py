@@ -37,6 +37,7 @@ from corral.protocol.messages import (
     Stats,
     StatsRequest,
     TokenLogprob,
+    UpstreamHealth,
     Usage,
 )
 from corral.protocol.speech import Speak, Transcribe
@@ -134,6 +135,7 @@ class SlotStats:
     total: int = 0
     cached_tokens: int = 0
     parked_bytes: int = 0
+    upstreams: tuple[UpstreamHealth, ...] = ()
 
 
 @runtime_checkable
@@ -287,6 +289,7 @@ class Runtime(Generic[R]):
                 slots_total=slots.total,
                 cached_tokens=slots.cached_tokens,
                 kv_parked_bytes=slots.parked_bytes,
+                upstreams=slots.upstreams,
             )
         )
 

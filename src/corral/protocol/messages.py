@@ -46,7 +46,7 @@ def bounds_of(bounded: object) -> dict[str, float]:
     return found
 
 
-ChildKind = Literal["llama", "fake", "hf", "whisper", "tts", "download"]
+ChildKind = Literal["llama", "fake", "hf", "whisper", "tts", "download", "remote"]
 
 
 class _Message(BaseModel):
@@ -280,6 +280,17 @@ class Error(_Message):
     """The request field at fault, when the child can name it."""
 
 
+class UpstreamHealth(_Message):
+    """One upstream replica of a remote child, as the child last saw it."""
+
+    url: str
+    """The replica's base URL, without credentials."""
+    healthy: bool
+    """False while it is ejected (it failed to connect, answered 5xx or broke off a stream)."""
+    outstanding: int = Field(default=0, ge=0)
+    last_error: str | None = None
+
+
 class Stats(_Message):
     type: Literal["stats"] = "stats"
     active_requests: int = Field(ge=0)
@@ -291,6 +302,8 @@ class Stats(_Message):
     """Prompt tokens served from the KV cache since the child started."""
     kv_parked_bytes: int = Field(default=0, ge=0)
     """Idle conversations' KV held in host memory."""
+    upstreams: tuple[UpstreamHealth, ...] = ()
+    """A remote child's replicas and their health (empty for engines that run here)."""
 
 
 class DownloadProgress(_Message):

@@ -47,6 +47,7 @@ from corral.supervisor.hub.downloads import DownloadManager
 from corral.supervisor.models.catalog import CATALOG_SETTINGS, Catalog
 from corral.supervisor.models.limits import MANAGER_SETTINGS
 from corral.supervisor.models.manager import ModelManager
+from corral.supervisor.remote.mounts import RemoteMounts
 from corral.supervisor.settings import Settings
 from corral.supervisor.store import Store
 from corral.supervisor.streams.quota import OwnerQuota
@@ -126,18 +127,25 @@ async def _models(app: web.Application) -> AsyncIterator[None]:
     reloader.on(["hub"], downloads.apply)
     actor = asyncio.create_task(manager.run(), name="model-manager")
     shelf_watch = asyncio.create_task(_refresh_on_download(catalog, downloads), name="shelf")
-    for name in settings.preload:
+    mounts = RemoteMounts(catalog, settings)
+    reloader.on(["models"], mounts.apply)
+    mounting = asyncio.create_task(mounts.run(), name="remote-mounts")
+    # Remote models start with the server: their child health-checks the upstream, so the
+    # shelf shows it reachable or not before the first request.
+    remote = [e.id for e in catalog.entries().values() if e.backend == "remote"]
+    for name in [*settings.preload, *remote]:
         try:
             await manager.load(catalog.resolve(name).id)
         except CorralError as exc:  # a bad preload must not keep the server from starting
             log.error("preload of %s failed: %s", name, exc.message)
     yield
+    mounting.cancel()
     shelf_watch.cancel()
     await downloads.close()
     await manager.close()
     actor.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.gather(actor, shelf_watch)
+        await asyncio.gather(actor, shelf_watch, mounting)
 
 
 def _per_owner(settings: Settings) -> int:

@@ -17,6 +17,7 @@ from pydantic_settings import (
 from corral.protocol.hub_names import check_file_name, check_repo_id, check_revision
 from corral.protocol.messages import MaxTokens, Probability, RepeatPenalty, Temperature, TopK
 from corral.supervisor.hub.settings import HubSettings
+from corral.supervisor.remote.preset import RemoteFields
 
 DEMO_MODEL_ID = "qwen2.5-coder-0.5b-instruct"
 
@@ -42,12 +43,13 @@ class SamplingDefaults(BaseModel):
     repeat_penalty: RepeatPenalty | None = None
 
 
-class ModelPreset(BaseModel):
-    """A model named in the config file, with its own settings."""
+class ModelPreset(RemoteFields, BaseModel):
+    """A model named in the config file, with its own settings (a remote engine's are in
+    `RemoteFields`)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    backend: Literal["llama", "fake", "hf", "whisper", "tts"] = "llama"
+    backend: Literal["llama", "fake", "hf", "whisper", "tts", "remote"] = "llama"
     path: Path | None = Field(default=None, description="GGUF file, relative to models_dir")
     repo: str | None = Field(default=None, description="hub repo of the GGUF (with file)")
     file: str | None = Field(default=None, description="GGUF file in repo, from the hub cache")
@@ -87,6 +89,7 @@ class ModelPreset(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelPreset:
+        self.check_remote(self.backend)
         if self.repo is None:
             if self.file is not None or self.revision is not None:
                 raise ValueError("file and revision need repo")

@@ -994,3 +994,17 @@ TestSchedulerMachine.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_models_that_take_no_slot_neither_fill_max_loaded_nor_are_evicted_for_it() -> None:
+    remote = [ModelSpec(f"r{i}", 0, keep_alive=-1.0, takes_slot=False) for i in range(3)]
+    sched = make(Limits(max_loaded=1), ModelSpec("a", GB), ModelSpec("b", GB), *remote)
+    for i, spec in enumerate(remote):
+        serve(sched, f"t{i}", spec.model_id, 0.0)
+        sched.finish(f"t{i}", 0.0)
+    serve(sched, "ta", "a", 1.0)  # three remote models loaded, and the one slot is still free
+    sched.finish("ta", 1.0)
+    # The next local model evicts the local one, never a remote one.
+    assert sched.submit("tb", "b", 2.0) == [StopModel("a", "evicted")]
+    views = sched.snapshot()
+    assert all(views[spec.model_id].state == "loaded" for spec in remote)

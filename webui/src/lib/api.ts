@@ -53,7 +53,21 @@ export interface LoginResult {
   user: User;
 }
 
-export type ModelState = 'unloaded' | 'loading' | 'loaded' | 'failed' | 'downloading';
+// reachable / degraded / unreachable: a remote model (an engine elsewhere) by its upstream's health.
+export type ModelState =
+  | 'unloaded'
+  | 'loading'
+  | 'loaded'
+  | 'failed'
+  | 'downloading'
+  | 'reachable'
+  | 'degraded'
+  | 'unreachable';
+
+/** A model whose process runs: a local one loaded or loading, a remote one whatever its upstream says. */
+export function running(state: ModelState): boolean {
+  return state === 'loaded' || state === 'loading' || state === 'reachable' || state === 'degraded' || state === 'unreachable';
+}
 
 export interface Model {
   id: string;

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from corral.supervisor.appkeys import ANALYTICS, MANAGER, METRICS, STREAMS
 from corral.supervisor.child_process import ChildProcess
 from corral.supervisor.http.request_facts import RequestFacts
+from corral.supervisor.remote.metrics import upstream_metrics
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
@@ -112,6 +113,7 @@ class Metrics:
                 restarts.add_metric([model_id], count)
             yield restarts
             yield from _slot_metrics(manager.children())
+            yield from upstream_metrics(manager.children())
             sessions = GaugeMetricFamily("corral_stream_sessions", "Resumable stream sessions kept")
             sessions.add_metric([], len(app[STREAMS].registry))
             yield sessions

@@ -53,7 +53,7 @@ class ChatSession:
         """Switch to ``name`` (an id ``corral ls`` prints, an alias or "default")."""
         found = self.daemon.call("GET", "/v1/models/" + quote(name, safe="/:"))
         self.model = str(found["id"])
-        if found.get("state") != "loaded":
+        if found.get("state") not in ("loaded", "reachable", "degraded"):  # remote: upstream's
             self.note(f"{self.model} is {found.get('state')}; it loads with the first message")
 
     def note(self, text: str) -> None:

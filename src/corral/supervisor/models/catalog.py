@@ -49,6 +49,7 @@ from corral.supervisor.models.hf_entries import (
 )
 from corral.supervisor.models.hub_speech import scan_hub
 from corral.supervisor.models.sampling_defaults import DEMO_SAMPLING, from_gguf, layered
+from corral.supervisor.remote.command import remote_command
 from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, SamplingDefaults, Settings
 
 log = logging.getLogger("corral.catalog")
@@ -102,6 +103,8 @@ class ModelEntry:
         request."""
         if self.backend == "llama":
             return llama_serves(self.preset, self.path)
+        if self.backend == "remote":
+            return tuple(self.preset.serves)  # the upstream refuses what it does not serve
         bundled = self.backend == "hf" and self.source == "demo"
         return capabilities(self.backend, self.path, bundled_embedder=bundled)
 
@@ -155,6 +158,7 @@ class Catalog:
         self._embedder_dir = settings.data_dir / "embeddings"
         self._shapes: dict[Path, tuple[tuple[int, int], MemoryShape, SamplingDefaults]] = {}
         self._entries: dict[str, ModelEntry] | None = None
+        self.mounted: dict[str, tuple[str, ...]] = {}  # mounted upstreams' ids (remote/mounts.py)
         self._scanned_at = 0.0
         self.rescan_interval = RESCAN_INTERVAL_S
 
@@ -227,6 +231,10 @@ class Catalog:
                 EMBEDDER_ID, "demo", hf, unpacked(self._embedder_dir), EMBEDDER_WEIGHTS_BYTES
             )
         for model_id, preset in self._settings.models.items():
+            if preset.mount:  # an upstream mounted whole: an entry per model it lists
+                for name, mounted in preset.mounted(model_id, self.mounted.get(model_id, ())):
+                    found[name] = ModelEntry(name, "preset", mounted, None, 0)
+                continue
             path = self._preset_path(model_id, preset)
             size = (_size(path) if path is not None else None) or 0
             if preset.backend == "hf" and path is not None and path.is_dir():
@@ -285,6 +293,8 @@ class Catalog:
     def footprint(self, entry: ModelEntry) -> int:
         """Bytes the model's child is expected to hold: the weights (mapped in whole), the KV
         cache for its context and the compute buffer, sized from the GGUF header."""
+        if entry.backend == "remote":  # its engine runs elsewhere; the child is an HTTP client
+            return 0
         if entry.backend == "hf":
             return hf_footprint(entry.path, entry.preset, bundled=entry.id == EMBEDDER_ID)
         if entry.backend in speech_models.SPEECH_BACKENDS:
@@ -343,6 +353,8 @@ class Catalog:
         base = [sys.executable, "-m", "corral.child", preset.backend]
         if preset.backend == "fake":
             return ChildCommand([*base, "--model-id", entry.id, *preset.args], label=entry.id)
+        if preset.backend == "remote":
+            return remote_command(entry.id, preset, settings)
         path = entry.path
         if preset.backend in speech_models.SPEECH_BACKENDS:
             if path is None or not path.exists():

@@ -19,7 +19,13 @@ from corral.supervisor.models.catalog import ModelEntry
 from corral.supervisor.models.held_request import HeldRequest
 from corral.supervisor.models.manager import ModelManager
 
-_CLIENT_ERRORS = {"context_length_exceeded", "invalid_messages", "invalid_request"}
+# upstream_bad_request: a remote model's upstream refused a parameter (its 400, named).
+_CLIENT_ERRORS = {
+    "context_length_exceeded",
+    "invalid_messages",
+    "invalid_request",
+    "upstream_bad_request",
+}
 
 
 def _error_from_child(frame: Error) -> CorralError:
@@ -95,6 +101,8 @@ class Generation:
                 self.done = event
                 self.finished_at = time.monotonic()
                 self.completion_tokens = event.usage.completion_tokens
+                # A remote upstream counts the prompt only in its final usage.
+                self.prompt_tokens = event.usage.prompt_tokens or self.prompt_tokens
                 await self.close()
                 return
             else:

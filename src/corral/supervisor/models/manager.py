@@ -278,12 +278,16 @@ class ModelManager:
 
     def _register(self, entry: ModelEntry) -> None:
         self._entries[entry.id] = entry
+        remote = entry.backend == "remote"
+        keep_alive = entry.preset.keep_alive
         self._scheduler.register(
             ModelSpec(
                 model_id=entry.id,
                 footprint=self.catalog.footprint(entry),
-                keep_alive=entry.preset.keep_alive,
+                # A remote child stays up (it health-checks the upstream) unless a preset says.
+                keep_alive=-1.0 if remote and keep_alive is None else keep_alive,
                 pinned=entry.preset.pinned,
+                takes_slot=not remote,
             )
         )
 

@@ -25,6 +25,7 @@ from corral.supervisor.models.catalog import Catalog, ModelEntry
 from corral.supervisor.models.checkpoint import remove_tree
 from corral.supervisor.models.manager import ModelManager
 from corral.supervisor.models.status import ModelStatus
+from corral.supervisor.remote.health import remote_state
 
 log = logging.getLogger("corral.admin")
 
@@ -50,8 +51,12 @@ def _source(entry: ModelEntry, models_dir: Path) -> str:
 
 
 def shelf_status(manager: ModelManager, downloads: DownloadManager, model_id: str) -> ModelStatus:
-    """The manager's status of a model, and "downloading" while a pull fetches one not running."""
+    """The manager's status of a model, and "downloading" while a pull fetches one not running;
+    a running remote model is reachable, degraded or unreachable."""
     status = manager.status(model_id)
+    if status.state == "loaded" and status.upstreams:
+        state, error = remote_state(status.upstreams)
+        return replace(status, state=state, error=error)
     fetching = downloads.downloading().get(model_id)
     if fetching is not None and status.state == "unloaded":
         return replace(status, state="downloading", progress=fetching.progress)
@@ -214,6 +219,7 @@ class ModelAdmin:
             "slots_total": status.slots_total,
             "cached_tokens": status.cached_tokens,
             "kv_parked_bytes": status.kv_parked_bytes,
+            "upstreams": [u.model_dump() for u in status.upstreams],
         }
 
 

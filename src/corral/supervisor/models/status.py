@@ -12,10 +12,21 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from corral.protocol.messages import Stats
+from corral.protocol.messages import Stats, UpstreamHealth
 from corral.supervisor.scheduling.types import ModelView, State
 
-PublicState = Literal["unloaded", "loading", "loaded", "unloading", "failed", "downloading"]
+PublicState = Literal[
+    "unloaded",
+    "loading",
+    "loaded",
+    "unloading",
+    "failed",
+    "downloading",
+    # A remote model that runs: how its upstream's replicas answer (remote/health.py).
+    "reachable",
+    "degraded",
+    "unreachable",
+]
 _PUBLIC: dict[State, PublicState] = {
     "unloaded": "unloaded",
     "loading": "loading",
@@ -43,6 +54,7 @@ class ModelStatus:
     slots_total: int = 0
     cached_tokens: int = 0
     kv_parked_bytes: int = 0
+    upstreams: tuple[UpstreamHealth, ...] = ()  # a remote model's replicas
 
     @classmethod
     def never_ran(cls, model_id: str) -> ModelStatus:
@@ -80,4 +92,5 @@ class ModelStatus:
             slots_total=stats.slots_total if stats is not None else 0,
             cached_tokens=stats.cached_tokens if stats is not None else 0,
             kv_parked_bytes=stats.kv_parked_bytes if stats is not None else 0,
+            upstreams=stats.upstreams if stats is not None else (),
         )

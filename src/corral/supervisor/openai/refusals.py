@@ -45,8 +45,10 @@ def check_chat_fields(fields: Mapping[str, Any]) -> None:
 
 
 def refuse_for_backend(backend: str, asks: Mapping[str, object]) -> None:
-    """The llama engine serves ``asks`` (fields set to ask for something); others refuse."""
-    if backend == "llama" or not asks:
+    """The llama engine serves ``asks`` (fields set to ask for something), and a remote
+    model passes them to its upstream, which honours them or refuses them by name; others
+    refuse."""
+    if backend in ("llama", "remote") or not asks:
         return
     name = next(iter(asks))
     refuse(name, f"this is served by llama (GGUF) models only, not by the {backend} backend")

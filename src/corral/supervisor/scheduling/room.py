@@ -61,11 +61,16 @@ class Waiter:
     ticket: str | None  # None: an admin preload, which no one waits on
 
 
+def slots(models: Iterable[ModelRecord]) -> int:
+    """How many of `max_loaded`'s model slots `models` take (remote models take none)."""
+    return sum(1 for m in models if m.spec.takes_slot)
+
+
 def fits(limits: Limits, model: ModelRecord, count: int, memory: int) -> bool:
-    """Whether `model` fits beside `count` models holding `memory` bytes."""
+    """Whether `model` fits beside models taking `count` slots and holding `memory` bytes."""
     budget = limits.memory_budget
     within_budget = budget == 0 or memory + model.spec.footprint <= budget
-    return count + 1 <= limits.max_loaded and within_budget
+    return (not model.spec.takes_slot or count + 1 <= limits.max_loaded) and within_budget
 
 
 def room_for(
@@ -81,7 +86,7 @@ def room_for(
     recently used first; victims that prove needless are spared."""
     staying = [m for m in models if m.state in STAYS and m.stop_when_idle is None]
     staying += planned
-    count, memory = len(staying), sum(m.spec.footprint for m in staying)
+    count, memory = slots(staying), sum(m.spec.footprint for m in staying)
     candidates = sorted(
         (m for m in staying if m.state == "loaded" and not m.spec.pinned),
         key=lambda m: (bool(m.in_flight), m not in draining, m.lru_key),
@@ -91,13 +96,13 @@ def room_for(
         if fits(limits, model, count, memory):
             break
         victims.append(candidate)
-        count, memory = count - 1, memory - candidate.spec.footprint
+        count, memory = count - slots([candidate]), memory - candidate.spec.footprint
     if not fits(limits, model, count, memory):
         return None
     for victim in reversed(victims[:-1]):
-        if fits(limits, model, count + 1, memory + victim.spec.footprint):
+        if fits(limits, model, count + slots([victim]), memory + victim.spec.footprint):
             victims.remove(victim)
-            count, memory = count + 1, memory + victim.spec.footprint
+            count, memory = count + slots([victim]), memory + victim.spec.footprint
     return victims
 
 
@@ -119,8 +124,8 @@ def load_refusal(
         for m in models
         if m is not model and m.spec.pinned and m.state in STAYS and m.stop_when_idle is None
     ]
-    if len(pinned) >= limits.max_loaded:
-        return "never_fits", f"pinned models take all {len(pinned)} model slots", None
+    if model.spec.takes_slot and slots(pinned) >= limits.max_loaded:
+        return "never_fits", f"pinned models take all {slots(pinned)} model slots", None
     pinned_memory = sum(m.spec.footprint for m in pinned)
     if budget and footprint + pinned_memory > budget:
         message = (

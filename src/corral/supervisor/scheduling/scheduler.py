@@ -44,6 +44,7 @@ from corral.supervisor.scheduling.room import (
     fits,
     load_refusal,
     room_for,
+    slots,
 )
 from corral.supervisor.scheduling.timers import due_stops, keep_alive_deadline
 from corral.supervisor.scheduling.types import (
@@ -335,7 +336,7 @@ class Scheduler:
                 else:
                     effects.append(self._stop(victim, "evicted"))
             holding = [m for m in self._models.values() if m.state in HOLDS_MEMORY]
-            if fits(self.limits, model, len(holding), sum(m.spec.footprint for m in holding)):
+            if fits(self.limits, model, slots(holding), sum(m.spec.footprint for m in holding)):
                 effects.append(self._start(model, now))
             else:
                 planned.append(model)

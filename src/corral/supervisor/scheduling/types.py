@@ -55,6 +55,9 @@ class ModelSpec:
     """Idle seconds before a stop; None takes `Limits.default_keep_alive`."""
     pinned: bool = False
     """Never evicted and never stopped by keep-alive (an admin unload still works)."""
+    takes_slot: bool = True
+    """Counts against `Limits.max_loaded`; False for a remote model, whose engine runs
+    elsewhere (its child is a small HTTP client)."""
 
     def __post_init__(self) -> None:
         if not self.model_id or self.footprint < 0:
