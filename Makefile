@@ -77,7 +77,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-test: system-deps $(STAMP) $(WEBUI_BUILD)
+# llama-server is an upstream in the remote-model tests: built once per machine (cached), then a no-op.
+test: system-deps $(STAMP) $(WEBUI_BUILD) llama-server
 	$(MAKE) lint typecheck webui-test
 	$(PY) -m pytest
 
