@@ -37,6 +37,7 @@ from corral.protocol.messages import (
     Stats,
     StatsRequest,
     TokenLogprob,
+    ToolCallDelta,
     Usage,
 )
 from corral.protocol.speech import Speak, Transcribe
@@ -72,6 +73,7 @@ class Job(Generic[R]):
         index: int = 0,
         logprobs: tuple[TokenLogprob, ...] = (),
         finish_reason: FinishReason | None = None,
+        tool_calls: tuple[ToolCallDelta, ...] = (),
     ) -> None:
         self.tokens_sent += tokens
         self.channel.send(
@@ -82,6 +84,7 @@ class Job(Generic[R]):
                 index=index,
                 logprobs=logprobs,
                 finish_reason=finish_reason,
+                tool_calls=tool_calls,
             )
         )
 

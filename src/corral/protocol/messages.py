@@ -24,7 +24,7 @@ from corral.protocol.speech import (
 PROTOCOL_VERSION = 1
 
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "cancelled", "error", "tool_calls"]
 # Sampling bounds, shared with the API's request models so the two can never disagree.
 MaxTokens = Annotated[int, Field(ge=1)]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
@@ -56,10 +56,50 @@ class _Message(BaseModel):
 # --- shared payloads -----------------------------------------------------------------------
 
 
+class ToolCall(_Message):
+    """A function call the assistant made, as a later turn's history holds it."""
+
+    id: str
+    name: str
+    arguments: str
+    """The arguments as JSON text, as the model wrote them."""
+
+
 class ChatMessage(_Message):
     role: Literal["system", "user", "assistant", "tool"]
     content: str
     name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    """An assistant turn's calls (its content is then often empty: the template sees null)."""
+    tool_call_id: str | None = None
+    """A ``tool`` turn: the call whose result this is."""
+
+
+class Tool(_Message):
+    """A function the model may call; ``parameters`` is a JSON schema of its arguments."""
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolName(_Message):
+    """``tool_choice`` naming the one function the model must call."""
+
+    name: str
+
+
+ToolChoice = Literal["none", "auto", "required"] | ToolName
+
+
+class ToolCallDelta(_Message):
+    """Part of a call the model is making: the first part of call ``index`` (within its
+    choice) carries ``id`` and ``name``; later parts add to its ``arguments`` text."""
+
+    index: int = Field(ge=0)
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 class TopLogprob(_Message):
@@ -138,6 +178,12 @@ class Generate(_Message):
     """Each choice's text starts with its prompt (completions)."""
     suffix: str | None = None
     """Fill in the middle between the prompt and this text (models with FIM tokens)."""
+    tools: tuple[Tool, ...] = ()
+    """Functions the chat template is shown and the model may call (``Delta.tool_calls``)."""
+    tool_choice: ToolChoice = "auto"
+    """``none``: no calls; ``auto``: the model decides; ``required``/a name: it must call."""
+    parallel_tool_calls: bool = True
+    """Several calls in one answer; False: at most one."""
 
 
 class Embed(_Message):
@@ -242,6 +288,8 @@ class Delta(_Message):
     """One per token in ``tokens``, when the request asked for logprobs."""
     finish_reason: FinishReason | None = None
     """Set on a choice's last delta, when its sequence ended (the ``done`` frame ends all)."""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    """Tool calls parsed from the model's output; their markup is not in ``text``."""
 
 
 class Embeddings(_Message):

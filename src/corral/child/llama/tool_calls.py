@@ -1,0 +1,189 @@
+"""Tool calls parsed out of a model's text as it streams, for each template family.
+
+Text outside a call goes on as content; a call's markup is held until it is complete, then
+becomes a call (a ``call_...`` id, its name and its arguments as JSON text) and never reaches
+the content. Text that only might open a call (``<tool_`` at the end of a piece) is held back
+until the next piece says which it is, as stop strings are.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.child.llama.tool_family import ToolFamily
+from corral.protocol.messages import ToolCallDelta
+
+_DECODER = json.JSONDecoder()
+
+
+def new_call_id() -> str:
+    return "call_" + secrets.token_hex(12)
+
+
+@dataclass
+class ParsedCall:
+    name: str
+    arguments: str
+
+
+def calls_in(family: ToolFamily, body: str) -> list[ParsedCall] | None:
+    """The calls in one complete block of ``family``'s markup (opener excluded), or None when
+    it is not a call (then it stays content)."""
+    text = body.strip()
+    if family.closer and text.endswith(family.closer):
+        text = text[: -len(family.closer)].strip()
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        if family.name != "llama3":
+            return None
+        # Llama 3 may write several JSON objects separated by semicolons.
+        parts = [p for p in text.split(";") if p.strip()]
+        try:
+            value = [json.loads(p) for p in parts]
+        except ValueError:
+            return None
+    items = value if isinstance(value, list) else [value]
+    calls = [_call(item) for item in items]
+    return None if not calls or any(c is None for c in calls) else [c for c in calls if c]
+
+
+def _call(item: Any) -> ParsedCall | None:
+    if not isinstance(item, dict):
+        return None
+    if isinstance(item.get("function"), dict):  # {"type": "function", "function": {...}}
+        item = item["function"]
+    name = item.get("name")
+    arguments = item.get("arguments", item.get("parameters", {}))
+    if not isinstance(name, str) or not name:
+        return None
+    if isinstance(arguments, str):  # already JSON text (some models quote it)
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return None
+    if not isinstance(arguments, dict):
+        return None
+    return ParsedCall(name, json.dumps(arguments, ensure_ascii=False))
+
+
+def _json_end(text: str) -> int | None:
+    """Where the JSON value (or ``;``-joined values) at the start of ``text`` ends, if complete."""
+    stripped = len(text) - len(text.lstrip())
+    try:
+        _, end = _DECODER.raw_decode(text, stripped)
+    except ValueError:
+        return None
+    return end
+
+
+@dataclass
+class ToolCallParser:
+    """Splits one choice's text into content and tool calls; ``push`` as text arrives."""
+
+    family: ToolFamily
+    parallel: bool = True
+    calls: int = 0
+    _held: str = ""
+    _inside: bool = False
+    _at_start: bool = True
+    """Nothing but whitespace has been said yet (openers that count only at the start)."""
+    _done: bool = False
+    _out: list[ToolCallDelta] = field(default_factory=list)
+
+    def push(self, text: str) -> tuple[str, list[ToolCallDelta]]:
+        self._held += text
+        content = self._scan(final=False)
+        out, self._out = self._out, []
+        return content, out
+
+    def flush(self) -> tuple[str, list[ToolCallDelta]]:
+        """At the end: a call cut short (by max_tokens) is given back as content."""
+        content = self._scan(final=True)
+        content += self._held
+        self._held = ""
+        out, self._out = self._out, []
+        return content, out
+
+    def _scan(self, *, final: bool) -> str:
+        content: list[str] = []
+        while self._held:
+            if self._done:  # after the last call a model may only say whitespace: drop it
+                content.append(self._held.strip())
+                self._held = ""
+                break
+            if not self._inside:
+                cut, keep = self._find_opener()
+                if cut is None:
+                    emit = self._held if final else self._held[: len(self._held) - keep]
+                    self._held = self._held[len(emit) :]
+                    self._say(content, emit)
+                    break
+                before = self._held[:cut]
+                if before.strip() or not self._at_start:  # no blank content before a call
+                    self._say(content, before)
+                self._held = self._held[cut:]
+                self._inside = True
+            end = self._block_end()
+            if end is None:
+                break
+            block, self._held = self._held[:end], self._held[end:]
+            self._inside = False
+            calls = calls_in(self.family, self._strip_opener(block))
+            if calls is None:
+                self._say(content, block)
+                continue
+            for call in calls:
+                self._add(call)
+            self._done = not self.parallel
+        return "".join(content)
+
+    def _say(self, content: list[str], text: str) -> None:
+        if text:
+            content.append(text)
+            if text.strip():
+                self._at_start = False
+
+    def _find_opener(self) -> tuple[int | None, int]:
+        """Where the next opener starts in the held text, or None and how many trailing
+        characters to hold back (they might be the start of one)."""
+        held, best_keep = self._held, 0
+        for opener in self.family.openers:
+            i = held.find(opener)
+            if i >= 0:
+                return i, 0
+            for length in range(min(len(opener) - 1, len(held)), best_keep, -1):
+                if held.endswith(opener[:length]):
+                    best_keep = length
+                    break
+        if self.family.start_opener and self._at_start:
+            lead = len(held) - len(held.lstrip())
+            if lead < len(held):
+                if held[lead] == self.family.start_opener:
+                    return lead, 0
+            else:
+                best_keep = max(best_keep, len(held))  # only whitespace so far: wait and see
+        return None, best_keep
+
+    def _strip_opener(self, block: str) -> str:
+        for opener in self.family.openers:
+            if block.startswith(opener):
+                return block[len(opener) :]
+        return block
+
+    def _block_end(self) -> int | None:
+        body_start = len(self._held) - len(self._strip_opener(self._held))
+        if self.family.closer:
+            i = self._held.find(self.family.closer, body_start)
+            return None if i < 0 else i + len(self.family.closer)
+        end = _json_end(self._held[body_start:])
+        return None if end is None else body_start + end
+
+    def _add(self, call: ParsedCall) -> None:
+        index = self.calls
+        self.calls += 1
+        self._out.append(ToolCallDelta(index=index, id=new_call_id(), name=call.name))
+        self._out.append(ToolCallDelta(index=index, arguments=call.arguments))

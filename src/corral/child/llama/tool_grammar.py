@@ -1,0 +1,80 @@
+"""The grammar of a request's tool calls: each tool's JSON schema inside its family's markup.
+
+A call is ``{"name": <one of the tools>, "arguments": <that tool's schema>}`` (``parameters``
+for Llama 3), so whatever the model writes inside a call parses and fits its tool. With
+``required`` or a named tool the answer must be calls from its first token; with ``auto``
+the grammar is lazy and applies from the family's opener on (``ToolFamily.triggers``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_cpp.llama_grammar import SchemaConverter
+
+from corral.child.llama.tool_family import ToolFamily
+from corral.child.runtime import RequestFailed
+from corral.protocol.messages import Tool, ToolName
+
+# llama-cpp-python's converter lets raw control characters into strings, which is not JSON;
+# llama.cpp's own converter (json-schema-to-grammar.cpp) excludes them, as we do here.
+LAX_CHAR = r'char ::= [^"\\] |'
+JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
+def call_schema(tool: Tool, family: ToolFamily) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "name": {"const": tool.name},
+            family.arguments_key: tool.parameters or {"type": "object"},
+        },
+        "required": ["name", family.arguments_key],
+        "additionalProperties": False,
+    }
+
+
+def tool_gbnf(
+    tools: tuple[Tool, ...], choice: object, family: ToolFamily, *, parallel: bool
+) -> str:
+    """GBNF (root ``root``) of one or more calls of ``tools`` (only the named one with a
+    ``ToolName`` choice) in ``family``'s syntax."""
+    if isinstance(choice, ToolName):
+        tools = tuple(t for t in tools if t.name == choice.name)
+        if not tools:
+            raise RequestFailed(
+                "invalid_request",
+                f"tool_choice names '{choice.name}', which is not in tools",
+                param="tool_choice",
+            )
+    schemas = [call_schema(t, family) for t in tools]
+    schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+    converter: Any = SchemaConverter(  # type: ignore[no-untyped-call]
+        prop_order={"name": 0, family.arguments_key: 1},
+        allow_fetch=False,
+        dotall=False,
+        raw_pattern=False,
+    )
+    try:
+        resolved = converter.resolve_refs(schema, "tools")
+        call = converter.visit(resolved, "call")
+    except Exception as exc:  # the converter raises plain exceptions on schemas it refuses
+        raise RequestFailed("invalid_request", f"tools: {exc}", param="tools") from None
+    rules = str(converter.format_grammar()).replace(LAX_CHAR, JSON_CHAR)
+    return rules + "\n" + _root(family, call, parallel=parallel) + "\n"
+
+
+def _root(family: ToolFamily, call: str, *, parallel: bool) -> str:
+    if family.name == "hermes":
+        # Qwen writes each call on its own line; a bounded newline keeps that, where
+        # unbounded whitespace would let a small model pad forever.
+        more = ' ( "\\n"? tool-block )*' if parallel else ""
+        block = f'"<tool_call>" "\\n"? {call} "\\n"? "</tool_call>"'
+        return f"root ::= tool-block{more}\ntool-block ::= {block}"
+    if family.name == "mistral":
+        more = f' ( "," space {call} )*' if parallel else ""
+        return f'root ::= "[TOOL_CALLS]" space "[" space {call}{more} space "]"'
+    if family.name == "llama3":
+        more = f' ( ";" space {call} )*' if parallel else ""
+        return f'root ::= "<|python_tag|>"? {call}{more}'
+    return f"root ::= {call}"
