@@ -42,15 +42,22 @@ def request_grammar(
     """The request's grammar and its lazy triggers: its tools' calls, or its own grammar."""
     if not calls_wanted(request):
         return gbnf_of(request), request.grammar_triggers
-    if request.grammar is not None or request.json_schema is not None:
+    if request.grammar is not None:
         raise RequestFailed(
-            "invalid_request", "a grammar or json_schema cannot constrain tool calls too"
+            "invalid_request", "a grammar cannot constrain tool calls too", param="grammar"
         )
     assert family is not None, "chat requests have a template family"
+    auto = request.tool_choice == "auto"
+    # With a schema for the answer, "auto" is one grammar from the start: calls or the answer.
+    answer = request.json_schema if auto else None
     gbnf = tool_gbnf(
-        request.tools, request.tool_choice, family, parallel=request.parallel_tool_calls
+        request.tools,
+        request.tool_choice,
+        family,
+        parallel=request.parallel_tool_calls,
+        answer=answer,
     )
-    return gbnf, family.triggers if request.tool_choice == "auto" else ()
+    return gbnf, family.triggers if auto and answer is None else ()
 
 
 def grammar_sampler(vocab: Any, request: Generate, family: ToolFamily | None = None) -> Any:

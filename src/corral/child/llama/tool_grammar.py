@@ -27,7 +27,10 @@ def call_schema(tool: Tool, family: ToolFamily) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "name": {"const": tool.name},
-            family.arguments_key: tool.parameters or {"type": "object"},
+            family.arguments_key: {
+                k: v for k, v in tool.parameters.items() if k not in ("$defs", "definitions")
+            }
+            or {"type": "object"},
         },
         "required": ["name", family.arguments_key],
         "additionalProperties": False,
@@ -35,10 +38,15 @@ def call_schema(tool: Tool, family: ToolFamily) -> dict[str, Any]:
 
 
 def tool_gbnf(
-    tools: tuple[Tool, ...], choice: object, family: ToolFamily, *, parallel: bool
+    tools: tuple[Tool, ...],
+    choice: object,
+    family: ToolFamily,
+    *,
+    parallel: bool,
+    answer: dict[str, Any] | None = None,
 ) -> str:
     """GBNF (root ``root``) of one or more calls of ``tools`` (only the named one with a
-    ``ToolName`` choice) in ``family``'s syntax."""
+    ``ToolName`` choice) in ``family``'s syntax, or else a JSON ``answer`` of that schema."""
     if isinstance(choice, ToolName):
         tools = tuple(t for t in tools if t.name == choice.name)
         if not tools:
@@ -48,20 +56,35 @@ def tool_gbnf(
                 param="tool_choice",
             )
     schemas = [call_schema(t, family) for t in tools]
-    schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+    schema: dict[str, Any] = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+    # A tool's "#/$defs/..." references mean its own parameters' root: with the tools nested
+    # in one schema, its definitions move to that schema's root.
+    for key in ("$defs", "definitions"):
+        merged = {k: v for t in tools for k, v in t.parameters.get(key, {}).items()}
+        if merged:
+            schema = {**schema, key: merged}
     converter: Any = SchemaConverter(  # type: ignore[no-untyped-call]
         prop_order={"name": 0, family.arguments_key: 1},
         allow_fetch=False,
         dotall=False,
         raw_pattern=False,
     )
+    # One converter for both, so that their rules share primitives and never clash.
     try:
-        resolved = converter.resolve_refs(schema, "tools")
-        call = converter.visit(resolved, "call")
+        call = converter.visit(converter.resolve_refs(schema, "tools"), "call")
     except Exception as exc:  # the converter raises plain exceptions on schemas it refuses
         raise RequestFailed("invalid_request", f"tools: {exc}", param="tools") from None
+    alternative = ""
+    if answer is not None:
+        try:
+            alternative = converter.visit(converter.resolve_refs(answer, "answer"), "answer")
+        except Exception as exc:
+            raise RequestFailed("invalid_request", f"json_schema: {exc}") from None
     rules = str(converter.format_grammar()).replace(LAX_CHAR, JSON_CHAR)
-    return rules + "\n" + _root(family, call, parallel=parallel) + "\n"
+    root = _root(family, call, parallel=parallel)
+    if alternative:
+        root = root.replace("root ::= ", "calls ::= ", 1) + f"\nroot ::= calls | {alternative}"
+    return rules + "\n" + root + "\n"
 
 
 def _root(family: ToolFamily, call: str, *, parallel: bool) -> str:
