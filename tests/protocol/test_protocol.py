@@ -37,12 +37,9 @@ from corral.protocol.messages import (
     Started,
     Stats,
     StatsRequest,
-    Tool,
-    ToolCall,
-    ToolCallDelta,
-    ToolName,
     Usage,
 )
+from corral.protocol.tools import Tool, ToolCall, ToolCallDelta, ToolName
 
 TO_CHILD_EXAMPLES = [
     Generate(

@@ -37,10 +37,10 @@ from corral.protocol.messages import (
     Stats,
     StatsRequest,
     TokenLogprob,
-    ToolCallDelta,
     Usage,
 )
 from corral.protocol.speech import Speak, Transcribe
+from corral.protocol.tools import ToolCallDelta
 
 log = logging.getLogger("corral.child")
 

@@ -20,6 +20,7 @@ from corral.protocol.speech import (
     Transcribe,
     TranscriptionStarted,
 )
+from corral.protocol.tools import Tool, ToolCall, ToolCallDelta, ToolChoice
 
 PROTOCOL_VERSION = 1
 
@@ -56,15 +57,6 @@ class _Message(BaseModel):
 # --- shared payloads -----------------------------------------------------------------------
 
 
-class ToolCall(_Message):
-    """A function call the assistant made, as a later turn's history holds it."""
-
-    id: str
-    name: str
-    arguments: str
-    """The arguments as JSON text, as the model wrote them."""
-
-
 class ChatMessage(_Message):
     role: Literal["system", "user", "assistant", "tool"]
     content: str
@@ -73,33 +65,6 @@ class ChatMessage(_Message):
     """An assistant turn's calls (its content is then often empty: the template sees null)."""
     tool_call_id: str | None = None
     """A ``tool`` turn: the call whose result this is."""
-
-
-class Tool(_Message):
-    """A function the model may call; ``parameters`` is a JSON schema of its arguments."""
-
-    name: str = Field(min_length=1, max_length=64)
-    description: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-
-
-class ToolName(_Message):
-    """``tool_choice`` naming the one function the model must call."""
-
-    name: str
-
-
-ToolChoice = Literal["none", "auto", "required"] | ToolName
-
-
-class ToolCallDelta(_Message):
-    """Part of a call the model is making: the first part of call ``index`` (within its
-    choice) carries ``id`` and ``name``; later parts add to its ``arguments`` text."""
-
-    index: int = Field(ge=0)
-    id: str | None = None
-    name: str | None = None
-    arguments: str = ""
 
 
 class TopLogprob(_Message):

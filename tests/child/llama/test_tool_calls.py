@@ -15,7 +15,7 @@ from corral.child.llama.tool_family import (
     ToolFamily,
     family_of,
 )
-from corral.protocol.messages import ToolCallDelta
+from corral.protocol.tools import ToolCallDelta
 
 WEATHER = {"city": "Paris", "unit": "c"}
 CASES = [
@@ -116,11 +116,15 @@ def test_json_that_is_not_a_call_stays_content() -> None:
     assert deltas == []
 
 
-def test_a_call_cut_short_is_given_back_as_content() -> None:
-    text = '<tool_call>\n{"name": "f", "argu'
-    said, deltas = _run(ToolCallParser(HERMES), [text])
-    assert said == text
+def test_a_call_cut_short_is_dropped_and_so_is_a_second_opener_begun() -> None:
+    said, deltas = _run(ToolCallParser(HERMES), ['Hi <tool_call>\n{"name": "f", "argu'])
+    assert said == "Hi "
     assert deltas == []
+    one = '<tool_call>{"name": "a", "arguments": {}}</tool_call>'
+    said, deltas = _run(ToolCallParser(HERMES), [one, "<tool_c"])
+    assert said == ""
+    assert len(_assembled(deltas)) == 1
+    assert _run(ToolCallParser(HERMES), ["x <tool_c"])[0] == "x <tool_c"  # no call: text
 
 
 def test_string_arguments_are_decoded_and_re_encoded() -> None:

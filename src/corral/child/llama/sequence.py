@@ -13,7 +13,8 @@ from corral.child.llama.sampling import SequenceSampler
 from corral.child.llama.tool_calls import ToolCallParser
 from corral.child.runtime import Job, RequestFailed
 from corral.child.text_stream import StopTextStream
-from corral.protocol.messages import FinishReason, TokenLogprob, ToolCallDelta, Usage
+from corral.protocol.messages import FinishReason, TokenLogprob, Usage
+from corral.protocol.tools import ToolCallDelta
 
 
 @dataclass(eq=False)

@@ -2,8 +2,9 @@
 
 Text outside a call goes on as content; a call's markup is held until it is complete, then
 becomes a call (a ``call_...`` id, its name and its arguments as JSON text) and never reaches
-the content. Text that only might open a call (``<tool_`` at the end of a piece) is held back
-until the next piece says which it is, as stop strings are.
+the content (not even when max_tokens cuts it short). Text that only might open a call
+(``<tool_`` at the end of a piece) is held back until the next piece says which it is, as
+stop strings are.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.child.llama.tool_family import ToolFamily
-from corral.protocol.messages import ToolCallDelta
+from corral.protocol.tools import ToolCallDelta
 
 _DECODER = json.JSONDecoder()
 
@@ -101,9 +102,9 @@ class ToolCallParser:
         return content, out
 
     def flush(self) -> tuple[str, list[ToolCallDelta]]:
-        """At the end: a call cut short (by max_tokens) is given back as content."""
-        content = self._scan(final=True)
-        content += self._held
+        """At the end. A call cut short (by max_tokens) is dropped: its markup is not
+        content, and its JSON is not whole. So is the start of an opener after calls."""
+        content = self._scan(final=not self.calls)
         self._held = ""
         out, self._out = self._out, []
         return content, out

@@ -14,7 +14,7 @@ from llama_cpp.llama_grammar import SchemaConverter
 
 from corral.child.llama.tool_family import ToolFamily
 from corral.child.runtime import RequestFailed
-from corral.protocol.messages import Tool, ToolName
+from corral.protocol.tools import Tool, ToolName
 
 # llama-cpp-python's converter lets raw control characters into strings, which is not JSON;
 # llama.cpp's own converter (json-schema-to-grammar.cpp) excludes them, as we do here.

@@ -13,7 +13,8 @@ import json
 from typing import Any
 
 from corral.child.llama.tool_family import ToolFamily
-from corral.protocol.messages import ChatMessage, Generate, Tool, ToolCall
+from corral.protocol.messages import ChatMessage, Generate
+from corral.protocol.tools import Tool, ToolCall
 
 GENERIC_INSTRUCTIONS = (
     "You can call these functions:\n{tools}\n\n"

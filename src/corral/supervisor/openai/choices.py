@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from corral.protocol.messages import Delta, TokenLogprob, ToolCallDelta
+from corral.protocol.messages import Delta, TokenLogprob
+from corral.protocol.tools import ToolCallDelta
 from corral.supervisor.daemon.version import corral_version
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from corral.protocol.messages import Delta, Done, ToolCallDelta, Usage
+from corral.protocol.messages import Delta, Done, Usage
+from corral.protocol.tools import ToolCallDelta
 from corral.supervisor.errors import CorralError
 from corral.supervisor.http.sse import DONE_EVENT
 from corral.supervisor.models.generation import Generation

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from corral.protocol.messages import Tool, ToolCall, ToolChoice, ToolName
+from corral.protocol.tools import Tool, ToolCall, ToolChoice, ToolName
 from corral.supervisor.errors import BadRequest
 from corral.supervisor.openai.structured import check_schema
 
