@@ -118,11 +118,12 @@ async def test_a_named_tool_is_the_one_called_once_without_parallel_calls(
 
 
 async def test_the_template_sees_the_tools_and_the_history_of_calls(child: ChildProcess) -> None:
+    runs: list[Run] = []
+
     async def prompt_tokens(**fields: object) -> int:
-        run = await Run(
-            _generate(f"p{len(fields)}", params=SamplingParams(max_tokens=1), **fields), []
-        ).drive(child)
-        return run.started.prompt_tokens
+        rid = f"p{len(runs)}"
+        runs.append(Run(_generate(rid, params=SamplingParams(max_tokens=1), **fields), []))
+        return (await runs[-1].drive(child)).started.prompt_tokens
 
     bare = await prompt_tokens()
     with_tools = await prompt_tokens(tools=(WEATHER,))
