@@ -150,3 +150,13 @@ async def test_tools_with_a_response_schema_give_a_call_or_an_answer_of_the_sche
             assert calls[0]["name"] == "get_weather"
         else:
             assert json.loads(_text(run, index))["answer"] in {"Paris", "Rome"}
+
+
+async def test_auto_lets_free_text_run_under_the_lazy_grammar(child: ChildProcess) -> None:
+    # The random model never writes an opener: its text runs free to max_tokens (which also
+    # shows that every trigger pattern compiles in llama.cpp's regex engine).
+    params = SamplingParams(max_tokens=30, temperature=1.0, seed=9)
+    run = await Run(_generate("auto", tools=(WEATHER,), params=params), []).drive(child)
+    assert run.done.finish_reason in {"length", "stop", "tool_calls"}
+    assert run.done.usage.completion_tokens > 0
+    assert "<tool_call>" not in _text(run)

@@ -26,6 +26,13 @@ CASES = [
         + "}\n</tool_call>",
         "Let me check.\n",
     ),
+    # What small models write instead of <tool_call> (llama.cpp's "good bad" forms).
+    (
+        HERMES,
+        '```json\n{\n  "name": "get_weather",\n  "arguments": ' + json.dumps(WEATHER) + "\n}\n```",
+        "",
+    ),
+    (HERMES, '\n{"name": "get_weather", "arguments": ' + json.dumps(WEATHER) + "}", ""),
     (LLAMA3, '{"name": "get_weather", "parameters": ' + json.dumps(WEATHER) + "}", ""),
     (
         LLAMA3,
@@ -107,6 +114,15 @@ def test_bare_json_counts_as_a_call_only_at_the_start() -> None:
     said, deltas = _run(ToolCallParser(GENERIC), [text])
     assert said == text
     assert deltas == []
+
+
+def test_a_fenced_block_that_is_not_a_call_stays_content() -> None:
+    code = "```json\n[1, 2]\n```\nand more"
+    said, deltas = _run(ToolCallParser(HERMES), [code[:9], code[9:]])
+    assert said == code
+    assert deltas == []
+    python = "```python\nprint(1)\n```"
+    assert _run(ToolCallParser(HERMES), [python[:4], python[4:]]) == (python, [])
 
 
 def test_json_that_is_not_a_call_stays_content() -> None:

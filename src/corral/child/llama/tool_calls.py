@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral.child.llama.tool_family import ToolFamily
+from corral.child.llama.tool_family import Opener, ToolFamily
 from corral.protocol.tools import ToolCallDelta
 
 _DECODER = json.JSONDecoder()
@@ -30,12 +30,12 @@ class ParsedCall:
     arguments: str
 
 
-def calls_in(family: ToolFamily, body: str) -> list[ParsedCall] | None:
+def calls_in(family: ToolFamily, opener: Opener, body: str) -> list[ParsedCall] | None:
     """The calls in one complete block of ``family``'s markup (opener excluded), or None when
     it is not a call (then it stays content)."""
     text = body.strip()
-    if family.closer and text.endswith(family.closer):
-        text = text[: -len(family.closer)].strip()
+    if opener.closer and text.endswith(opener.closer):
+        text = text[: -len(opener.closer)].strip()
     try:
         value: Any = json.loads(text)
     except ValueError:
@@ -89,7 +89,8 @@ class ToolCallParser:
     parallel: bool = True
     calls: int = 0
     _held: str = ""
-    _inside: bool = False
+    _inside: Opener | None = None
+    """The opener of the call being read."""
     _at_start: bool = True
     """Nothing but whitespace has been said yet (openers that count only at the start)."""
     _done: bool = False
@@ -105,6 +106,8 @@ class ToolCallParser:
         """At the end. A call cut short (by max_tokens) is dropped: its markup is not
         content, and its JSON is not whole. So is the start of an opener after calls."""
         content = self._scan(final=not self.calls)
+        if self._inside is not None and not self.calls and self._inside.at_start:
+            content += self._held  # a bare JSON or a fence that never closed: it was text
         self._held = ""
         out, self._out = self._out, []
         return content, out
@@ -116,24 +119,26 @@ class ToolCallParser:
                 content.append(self._held.strip())
                 self._held = ""
                 break
-            if not self._inside:
-                cut, keep = self._find_opener()
-                if cut is None:
+            if self._inside is None:
+                found, keep = self._find_opener()
+                if found is None:
                     emit = self._held if final else self._held[: len(self._held) - keep]
                     self._held = self._held[len(emit) :]
                     self._say(content, emit)
                     break
+                cut, self._inside = found
                 before = self._held[:cut]
                 if before.strip() or not self._at_start:  # no blank content before a call
                     self._say(content, before)
                 self._held = self._held[cut:]
-                self._inside = True
-            end = self._block_end()
+            opener = self._inside
+            end = self._block_end(opener)
             if end is None:
                 break
             block, self._held = self._held[:end], self._held[end:]
-            self._inside = False
-            calls = calls_in(self.family, self._strip_opener(block))
+            self._inside = None
+            body = block if opener.text == "{" else block[len(opener.text) :]
+            calls = calls_in(self.family, opener, body)
             if calls is None:
                 self._say(content, block)
                 continue
@@ -148,38 +153,35 @@ class ToolCallParser:
             if text.strip():
                 self._at_start = False
 
-    def _find_opener(self) -> tuple[int | None, int]:
-        """Where the next opener starts in the held text, or None and how many trailing
-        characters to hold back (they might be the start of one)."""
-        held, best_keep = self._held, 0
+    def _find_opener(self) -> tuple[tuple[int, Opener] | None, int]:
+        """Where the next opener starts in the held text (and which), or None and how many
+        trailing characters to hold back (they might be the start of one)."""
+        held, keep = self._held, 0
+        lead = len(held) - len(held.lstrip())
         for opener in self.family.openers:
-            i = held.find(opener)
+            if opener.at_start:
+                if not self._at_start:
+                    continue
+                rest = held[lead:]
+                if rest.startswith(opener.text):
+                    return (lead, opener), 0
+                if opener.text.startswith(rest):  # whitespace or a part of it so far: wait
+                    keep = max(keep, len(held))
+                continue
+            i = held.find(opener.text)
             if i >= 0:
-                return i, 0
-            for length in range(min(len(opener) - 1, len(held)), best_keep, -1):
-                if held.endswith(opener[:length]):
-                    best_keep = length
+                return (i, opener), 0
+            for length in range(min(len(opener.text) - 1, len(held)), keep, -1):
+                if held.endswith(opener.text[:length]):
+                    keep = length
                     break
-        if self.family.start_opener and self._at_start:
-            lead = len(held) - len(held.lstrip())
-            if lead < len(held):
-                if held[lead] == self.family.start_opener:
-                    return lead, 0
-            else:
-                best_keep = max(best_keep, len(held))  # only whitespace so far: wait and see
-        return None, best_keep
+        return None, keep
 
-    def _strip_opener(self, block: str) -> str:
-        for opener in self.family.openers:
-            if block.startswith(opener):
-                return block[len(opener) :]
-        return block
-
-    def _block_end(self) -> int | None:
-        body_start = len(self._held) - len(self._strip_opener(self._held))
-        if self.family.closer:
-            i = self._held.find(self.family.closer, body_start)
-            return None if i < 0 else i + len(self.family.closer)
+    def _block_end(self, opener: Opener) -> int | None:
+        body_start = len(opener.text) if opener.text != "{" else 0
+        if opener.closer:
+            i = self._held.find(opener.closer, body_start)
+            return None if i < 0 else i + len(opener.closer)
         end = _json_end(self._held[body_start:])
         return None if end is None else body_start + end
 

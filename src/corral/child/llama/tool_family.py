@@ -2,7 +2,9 @@
 
 The formats follow llama.cpp's ``common/chat.cpp``:
 
-- ``hermes`` (Qwen 2.5, Hermes 2/3): ``<tool_call>{"name": .., "arguments": ..}</tool_call>``
+- ``hermes`` (Qwen 2.5, Hermes 2/3): ``<tool_call>{"name": .., "arguments": ..}</tool_call>``;
+  as llama.cpp does, also the "good bad" forms small models write instead, as the whole
+  answer: the call's JSON bare or in a ```json fence
 - ``llama3`` (Llama 3.1-3.3): a JSON ``{"name": .., "parameters": ..}`` as the whole answer,
   maybe after ``<|python_tag|>``
 - ``mistral`` (Mistral, Mixtral, Nemo): ``[TOOL_CALLS][{"name": .., "arguments": ..}]``
@@ -12,22 +14,43 @@ The formats follow llama.cpp's ``common/chat.cpp``:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+# The whitespace the call grammar allows between JSON tokens (tool_grammar.py), as a regex:
+# a trigger must match only what the grammar then accepts, or the replayed text breaks it.
+GRAMMAR_SPACE = '( " " | "\\n" [ \\t]{0,20} )?'
+_SPACE_RE = r"(?: |\n[ \t]{0,20})?"
+_REGEX_SPECIAL = frozenset(r".^$*+?()[]{}|\/")
+
+
+def regex_escape(text: str) -> str:
+    """``text`` as a literal in llama.cpp's std::regex (ECMAScript), which, unlike Python's
+    ``re``, does not take a backslash before a newline."""
+    return "".join("\\n" if c == "\n" else "\\" + c if c in _REGEX_SPECIAL else c for c in text)
+
+
+@dataclass(frozen=True)
+class Opener:
+    text: str
+    closer: str = ""
+    """Markup that closes the call; empty: the call ends with its JSON value."""
+    at_start: bool = False
+    """It opens a call only as the first thing the model says (a bare or fenced JSON)."""
+
+    @property
+    def trigger(self) -> str:
+        """A regex for the lazy grammar, which applies from its first group on."""
+        if not self.at_start:
+            return f"({regex_escape(self.text)})"
+        body = "" if self.text == "{" else regex_escape(self.text) + _SPACE_RE
+        return rf'^\s*({body}\{{{_SPACE_RE}"name")'
 
 
 @dataclass(frozen=True)
 class ToolFamily:
     name: str
-    openers: tuple[str, ...] = ()
-    """Markup that opens a call anywhere in the answer."""
-    closer: str = ""
-    """Markup that closes a call; empty: the call ends with its JSON value."""
-    start_opener: str = ""
-    """A character that opens a call only as the first thing the model says (bare JSON)."""
+    openers: tuple[Opener, ...]
     arguments_key: str = "arguments"
-    array: bool = False
-    """Calls are one JSON array (Mistral) rather than one object each."""
     template_knows_tools: bool = True
     """The template renders ``tools`` and tool turns itself; otherwise we do (generic)."""
     special_markers: bool = False
@@ -35,23 +58,26 @@ class ToolFamily:
 
     @property
     def triggers(self) -> tuple[str, ...]:
-        """Regex patterns for the lazy grammar: it applies from the first group on."""
-        patterns = [f"({re.escape(o)})" for o in self.openers]
-        if self.start_opener:
-            patterns.append(rf'^\s*({re.escape(self.start_opener)}\s*"name")')
-        return tuple(patterns)
+        return tuple(o.trigger for o in self.openers)
 
 
-HERMES = ToolFamily("hermes", openers=("<tool_call>",), closer="</tool_call>")
+BARE = Opener("{", at_start=True)
+HERMES = ToolFamily(
+    "hermes",
+    openers=(
+        Opener("<tool_call>", "</tool_call>"),
+        Opener("```json\n", "```", at_start=True),
+        BARE,
+    ),
+)
 LLAMA3 = ToolFamily(
     "llama3",
-    openers=("<|python_tag|>",),
-    start_opener="{",
+    openers=(Opener("<|python_tag|>"), BARE),
     arguments_key="parameters",
     special_markers=True,
 )
-MISTRAL = ToolFamily("mistral", openers=("[TOOL_CALLS]",), array=True, special_markers=True)
-GENERIC = ToolFamily("generic", start_opener="{", template_knows_tools=False)
+MISTRAL = ToolFamily("mistral", openers=(Opener("[TOOL_CALLS]"),), special_markers=True)
+GENERIC = ToolFamily("generic", openers=(BARE,), template_knows_tools=False)
 
 
 def family_of(template: str) -> ToolFamily:

@@ -12,7 +12,7 @@ from typing import Any
 
 from llama_cpp.llama_grammar import SchemaConverter
 
-from corral.child.llama.tool_family import ToolFamily
+from corral.child.llama.tool_family import GRAMMAR_SPACE, ToolFamily
 from corral.child.runtime import RequestFailed
 from corral.protocol.tools import Tool, ToolName
 
@@ -80,6 +80,9 @@ def tool_gbnf(
             alternative = converter.visit(converter.resolve_refs(answer, "answer"), "answer")
         except Exception as exc:
             raise RequestFailed("invalid_request", f"json_schema: {exc}") from None
+    # Models pretty-print calls ("{\n  \"name\": ..."): the converter's one optional space
+    # would force them off their habit; a newline and bounded indent keep it finite.
+    converter._rules["space"] = GRAMMAR_SPACE
     rules = str(converter.format_grammar()).replace(LAX_CHAR, JSON_CHAR)
     root = _root(family, call, parallel=parallel)
     if alternative:
@@ -89,11 +92,12 @@ def tool_gbnf(
 
 def _root(family: ToolFamily, call: str, *, parallel: bool) -> str:
     if family.name == "hermes":
-        # Qwen writes each call on its own line; a bounded newline keeps that, where
-        # unbounded whitespace would let a small model pad forever.
-        more = ' ( "\\n"? tool-block )*' if parallel else ""
-        block = f'"<tool_call>" "\\n"? {call} "\\n"? "</tool_call>"'
-        return f"root ::= tool-block{more}\ntool-block ::= {block}"
+        more = " ( space tool-block )*" if parallel else ""
+        return (
+            f"root ::= tool-block{more} | fenced-call | {call}\n"
+            f'tool-block ::= "<tool_call>" space {call} space "</tool_call>"\n'
+            f'fenced-call ::= "```json\\n" space {call} space "```"'
+        )
     if family.name == "mistral":
         more = f' ( "," space {call} )*' if parallel else ""
         return f'root ::= "[TOOL_CALLS]" space "[" space {call}{more} space "]"'
