@@ -167,3 +167,17 @@ def test_without_parallel_calls_only_the_first_call_counts() -> None:
 )
 def test_the_family_is_picked_from_the_template(template: str, family: ToolFamily) -> None:
     assert family_of(template) == family
+
+
+def test_arguments_stream_as_they_come_before_the_call_closes() -> None:
+    parser = ToolCallParser(HERMES)
+    assert parser.push('<tool_call>\n{"name": "get_weather", "argu') == ("", [])
+    _, head = parser.push('ments": {"city": "Pa')
+    assert [(d.name, d.arguments) for d in head] == [("get_weather", ""), (None, '{"city": "Pa')]
+    assert head[0].id is not None
+    _, more = parser.push('ris", "note": "a } in \\" a string"}')
+    assert [d.arguments for d in more] == ['ris", "note": "a } in \\" a string"}']
+    assert parser.push("}\n</tool_call>") == ("", [])
+    assert parser.calls == 1
+    arguments = "".join(d.arguments for d in head + more)
+    assert json.loads(arguments) == {"city": "Paris", "note": 'a } in " a string'}

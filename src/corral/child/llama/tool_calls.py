@@ -1,15 +1,17 @@
 """Tool calls parsed out of a model's text as it streams, for each template family.
 
-Text outside a call goes on as content; a call's markup is held until it is complete, then
-becomes a call (a ``call_...`` id, its name and its arguments as JSON text) and never reaches
-the content (not even when max_tokens cuts it short). Text that only might open a call
-(``<tool_`` at the end of a piece) is held back until the next piece says which it is, as
-stop strings are.
+Text outside a call goes on as content; a call's markup never reaches the content (not even
+when max_tokens cuts it short). Once a call has said ``{"name": "f", "arguments":`` its id
+and name go out, then its arguments' JSON text as it comes (what OpenAI streams); a call
+written otherwise (a Mistral array) goes out whole when it closes. Text that only might open
+a call (``<tool_`` at the end of a piece) is held back until the next piece says which it
+is, as stop strings are.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,43 @@ from corral.child.llama.tool_family import Opener, ToolFamily
 from corral.protocol.tools import ToolCallDelta
 
 _DECODER = json.JSONDecoder()
+# The head of a call whose arguments can stream: its name is known, its arguments begin.
+_CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"([^"\\]+)"\s*,\s*"(?:arguments|parameters)"\s*:\s*')
+
+
+@dataclass
+class _Arguments:
+    """A call's arguments object being streamed: where it is in the held text, how deep."""
+
+    index: int
+    pos: int
+    depth: int = 0
+    in_string: bool = False
+    escaped: bool = False
+    done: bool = False
+
+    def advance(self, held: str) -> str:
+        """The arguments' text that arrived since the last call, up to their closing brace."""
+        begin = i = self.pos
+        while i < len(held) and not self.done:
+            c = held[i]
+            i += 1
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif c == "\\":
+                    self.escaped = True
+                elif c == '"':
+                    self.in_string = False
+            elif c == '"':
+                self.in_string = True
+            elif c in "{[":
+                self.depth += 1
+            elif c in "}]":
+                self.depth -= 1
+                self.done = self.depth == 0
+        self.pos = i
+        return held[begin:i]
 
 
 def new_call_id() -> str:
@@ -95,6 +134,7 @@ class ToolCallParser:
     """Nothing but whitespace has been said yet (openers that count only at the start)."""
     _done: bool = False
     _out: list[ToolCallDelta] = field(default_factory=list)
+    _streaming: _Arguments | None = None
 
     def push(self, text: str) -> tuple[str, list[ToolCallDelta]]:
         self._held += text
@@ -134,11 +174,19 @@ class ToolCallParser:
             opener = self._inside
             end = self._block_end(opener)
             if end is None:
+                self._stream_arguments(opener)
                 break
+            self._stream_arguments(opener)
+            streamed, self._streaming = self._streaming, None
             block, self._held = self._held[:end], self._held[end:]
             self._inside = None
-            body = block if opener.text == "{" else block[len(opener.text) :]
-            calls = calls_in(self.family, opener, body)
+            if streamed is not None:  # its calls after the first one, if any, go out whole
+                body = block[opener.body_start :]
+                for call in (calls_in(self.family, opener, body) or [])[1:]:
+                    self._add(call)
+                self._done = not self.parallel
+                continue
+            calls = calls_in(self.family, opener, block[opener.body_start :])
             if calls is None:
                 self._say(content, block)
                 continue
@@ -177,8 +225,23 @@ class ToolCallParser:
                     break
         return None, keep
 
+    def _stream_arguments(self, opener: Opener) -> None:
+        if self._streaming is None:
+            if self.family.name == "mistral":
+                return  # an array of calls: each goes out whole
+            head = _CALL_HEAD.match(self._held, opener.body_start)
+            if head is None or not self._held.startswith("{", head.end()):
+                return
+            self._streaming = _Arguments(self.calls, head.end())
+            self.calls += 1
+            self._out.append(
+                ToolCallDelta(index=self._streaming.index, id=new_call_id(), name=head.group(1))
+            )
+        if text := self._streaming.advance(self._held):
+            self._out.append(ToolCallDelta(index=self._streaming.index, arguments=text))
+
     def _block_end(self, opener: Opener) -> int | None:
-        body_start = len(opener.text) if opener.text != "{" else 0
+        body_start = opener.body_start
         if opener.closer:
             i = self._held.find(opener.closer, body_start)
             return None if i < 0 else i + len(opener.closer)

@@ -38,6 +38,11 @@ class Opener:
     """It opens a call only as the first thing the model says (a bare or fenced JSON)."""
 
     @property
+    def body_start(self) -> int:
+        """Where the call's JSON starts in its block: a bare JSON's opener is part of it."""
+        return 0 if self.text == "{" else len(self.text)
+
+    @property
     def trigger(self) -> str:
         """A regex for the lazy grammar, which applies from its first group on."""
         if not self.at_start:
