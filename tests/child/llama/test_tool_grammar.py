@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,3 +141,26 @@ def test_definitions_of_a_tools_parameters_are_found(model: LlamaModel) -> None:
     gbnf = tool_gbnf((nested, TIME), "required", GENERIC, parallel=True)
     assert _accepts(model, gbnf, '{"name": "book", "arguments": {"when": {"day": "tue"}}}')
     assert not _accepts(model, gbnf, '{"name": "book", "arguments": {"when": {"day": "sun"}}}')
+
+
+@pytest.mark.parametrize(("family", "text"), [g for g in GOOD if g[0] is not MISTRAL])
+def test_a_trigger_hands_the_grammar_only_what_it_accepts(
+    model: LlamaModel, family: ToolFamily, text: str
+) -> None:
+    # The lazy grammar replays the text from the trigger's first group: it must fit the
+    # grammar, or llama.cpp would fail the whole batch.
+    said = "\n " + text if family in (HERMES, GENERIC) else text
+    starts = [
+        m.start(1)
+        for t in family.triggers(("get_weather", "get_time"))
+        if (m := re.search(t, said))
+    ]
+    assert starts
+    gbnf = tool_gbnf((WEATHER, TIME), "required", family, parallel=True)
+    assert _accepts(model, gbnf, said[min(starts) :])
+
+
+def test_a_json_answer_that_names_no_tool_does_not_trigger() -> None:
+    answer = '{"name": "Ada Lovelace", "born": 1815}'
+    assert not any(re.search(t, answer) for t in HERMES.triggers(("get_weather",)))
+    assert any(re.search(t, "<tool_call>") for t in HERMES.triggers(("get_weather",)))

@@ -57,7 +57,8 @@ def request_grammar(
         parallel=request.parallel_tool_calls,
         answer=answer,
     )
-    return gbnf, family.triggers if auto and answer is None else ()
+    names = tuple(t.name for t in request.tools)
+    return gbnf, family.triggers(names) if auto and answer is None else ()
 
 
 def grammar_sampler(vocab: Any, request: Generate, family: ToolFamily | None = None) -> Any:

@@ -42,13 +42,15 @@ class Opener:
         """Where the call's JSON starts in its block: a bare JSON's opener is part of it."""
         return 0 if self.text == "{" else len(self.text)
 
-    @property
-    def trigger(self) -> str:
-        """A regex for the lazy grammar, which applies from its first group on."""
+    def trigger(self, names: tuple[str, ...]) -> str:
+        """A regex for the lazy grammar, which applies from its first group on. A JSON at the
+        start counts only once it names one of the tools (``names``), as in llama.cpp: a JSON
+        answer that is no call stays free."""
         if not self.at_start:
             return f"({regex_escape(self.text)})"
         body = "" if self.text == "{" else regex_escape(self.text) + _SPACE_RE
-        return rf'^\s*({body}\{{{_SPACE_RE}"name")'
+        called = "|".join(regex_escape(n) for n in names)
+        return rf'^\s*({body}\{{{_SPACE_RE}"name"{_SPACE_RE}:{_SPACE_RE}"(?:{called})")'
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,9 @@ class ToolFamily:
     special_markers: bool = False
     """The openers are control tokens, which must be rendered as text for the parser."""
 
-    @property
-    def triggers(self) -> tuple[str, ...]:
-        return tuple(o.trigger for o in self.openers)
+    def triggers(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The lazy grammar's trigger patterns for calls of the tools ``names``."""
+        return tuple(o.trigger(names) for o in self.openers)
 
 
 BARE = Opener("{", at_start=True)
