@@ -69,23 +69,16 @@ class ParsedCall:
     arguments: str
 
 
-def calls_in(family: ToolFamily, opener: Opener, body: str) -> list[ParsedCall] | None:
-    """The calls in one complete block of ``family``'s markup (opener excluded), or None when
-    it is not a call (then it stays content)."""
+def calls_in(opener: Opener, body: str) -> list[ParsedCall] | None:
+    """The calls in one complete block (``body``: after its opener), or None when it is not a
+    call (then it stays content)."""
     text = body.strip()
     if opener.closer and text.endswith(opener.closer):
         text = text[: -len(opener.closer)].strip()
     try:
         value: Any = json.loads(text)
     except ValueError:
-        if family.name != "llama3":
-            return None
-        # Llama 3 may write several JSON objects separated by semicolons.
-        parts = [p for p in text.split(";") if p.strip()]
-        try:
-            value = [json.loads(p) for p in parts]
-        except ValueError:
-            return None
+        return None
     items = value if isinstance(value, list) else [value]
     calls = [_call(item) for item in items]
     return None if not calls or any(c is None for c in calls) else [c for c in calls if c]
@@ -111,7 +104,7 @@ def _call(item: Any) -> ParsedCall | None:
 
 
 def _json_end(text: str) -> int | None:
-    """Where the JSON value (or ``;``-joined values) at the start of ``text`` ends, if complete."""
+    """Where the JSON value at the start of ``text`` ends, if it is complete."""
     stripped = len(text) - len(text.lstrip())
     try:
         _, end = _DECODER.raw_decode(text, stripped)
@@ -180,13 +173,10 @@ class ToolCallParser:
             streamed, self._streaming = self._streaming, None
             block, self._held = self._held[:end], self._held[end:]
             self._inside = None
-            if streamed is not None:  # its calls after the first one, if any, go out whole
-                body = block[opener.body_start :]
-                for call in (calls_in(self.family, opener, body) or [])[1:]:
-                    self._add(call)
+            if streamed is not None:  # it went out as it came: one object, one call
                 self._done = not self.parallel
                 continue
-            calls = calls_in(self.family, opener, block[opener.body_start :])
+            calls = calls_in(opener, block[opener.body_start :])
             if calls is None:
                 self._say(content, block)
                 continue
