@@ -62,6 +62,7 @@ REFUSED = [
     ("fake", {"messages": CALLED}, "messages.1"),
     ("fake", {"functions": [WEATHER["function"]]}, "functions"),
     ("fake", {"function_call": "auto"}, "function_call"),
+    ("fake", {"tool_choice": "required"}, "tool_choice"),
     ("tiny", {"functions": [WEATHER["function"]]}, "functions"),
     ("tiny", {"tool_choice": "required"}, "tool_choice"),
     ("tiny", {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice.function.name"),
@@ -103,6 +104,14 @@ async def test_what_cannot_be_honoured_is_a_400_naming_it(
     # Refused at the edge: the llama model was never loaded for it.
     models = await (await client.get("/v1/models")).json()
     assert {m["id"]: m["state"] for m in models["data"]}["tiny"] != "ready"
+
+
+async def test_fields_that_ask_for_nothing_pass_on_any_backend(client: Any) -> None:
+    idle = {"tool_choice": "none", "parallel_tool_calls": True, "response_format": {"type": "text"}}
+    body = {"model": "fake", "messages": ASK, "max_tokens": 2, **idle}
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.status == 200, await response.text()
+    assert "tool_calls" not in (await response.json())["choices"][0]["message"]
 
 
 def _generate(**fields: Any) -> Any:

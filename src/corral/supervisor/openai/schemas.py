@@ -270,8 +270,9 @@ class ChatCompletionRequest(_SamplingFields):
         structured = not isinstance(self.response_format, TextFormat | None)
         for name, value in (
             ("tools", self.tools or None),
-            ("tool_choice", self.tool_choice),
-            ("parallel_tool_calls", self.parallel_tool_calls),
+            # Without tools these ask for nothing (a required choice is a 400 of its own).
+            ("tool_choice", self.tool_choice if self.tools else None),
+            ("parallel_tool_calls", self.parallel_tool_calls if self.tools else None),
             ("response_format", self.response_format if structured else None),
             ("grammar", self.grammar),
             ("json_schema", self.json_schema),
