@@ -52,6 +52,12 @@ ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 GREEDY: dict[str, Any] = {"model": MODEL, "temperature": 0, "max_tokens": 60}
 
 
+class GetWeather(BaseModel):
+    """Get the current weather in a city."""
+
+    city: str
+
+
 class Weather(BaseModel):
     city: str
     temperature_c: int
@@ -116,12 +122,17 @@ def test_required_gives_a_call_whole_and_streamed(client: openai.OpenAI) -> None
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[union-attr]
 
-    # The client's stream helper assembles the same call from the deltas.
-    with client.beta.chat.completions.stream(**args) as stream:
+    # The client's stream helper assembles the call from the deltas, and parses the
+    # arguments of a strict tool made from a pydantic model.
+    strict_tool = openai.pydantic_function_tool(GetWeather, name="get_weather")
+    with client.chat.completions.stream(
+        **GREEDY, messages=ASK, tools=[strict_tool], tool_choice="required"
+    ) as stream:
         final = stream.get_final_completion()
     (assembled,) = final.choices[0].message.tool_calls or []
     assert assembled.function.name == "get_weather"
-    assert json.loads(assembled.function.arguments) == json.loads(call.function.arguments)
+    assert isinstance(assembled.function.parsed_arguments, GetWeather)
+    assert "paris" in assembled.function.parsed_arguments.city.lower()
 
 
 def test_auto_calls_and_none_answers_in_words(client: openai.OpenAI) -> None:
