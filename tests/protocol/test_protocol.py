@@ -39,6 +39,7 @@ from corral.protocol.messages import (
     StatsRequest,
     Usage,
 )
+from corral.protocol.tools import Tool, ToolCall, ToolCallDelta, ToolName
 
 TO_CHILD_EXAMPLES = [
     Generate(
@@ -52,6 +53,21 @@ TO_CHILD_EXAMPLES = [
         ),
     ),
     Generate(request_id="r2", prompt="once upon"),
+    Generate(
+        request_id="r3",
+        messages=(
+            ChatMessage(role="user", content="weather?"),
+            ChatMessage(
+                role="assistant",
+                content="",
+                tool_calls=(ToolCall(id="call_1", name="get_weather", arguments='{"city":"P"}'),),
+            ),
+            ChatMessage(role="tool", content="sunny", tool_call_id="call_1"),
+        ),
+        tools=(Tool(name="get_weather", parameters={"type": "object"}),),
+        tool_choice=ToolName(name="get_weather"),
+        parallel_tool_calls=False,
+    ),
     Cancel(request_id="r1"),
     StatsRequest(),
     Shutdown(),
@@ -63,6 +79,13 @@ FROM_CHILD_EXAMPLES = [
     Ready(model="m", n_ctx=2048, chat_template=True),
     Started(request_id="r1", prompt_tokens=12),
     Delta(request_id="r1", text="tok tok", tokens=2),
+    Delta(
+        request_id="r1",
+        text="",
+        tokens=9,
+        tool_calls=(ToolCallDelta(index=0, id="call_x", name="f", arguments="{}"),),
+        finish_reason="tool_calls",
+    ),
     Done(
         request_id="r1", finish_reason="length", usage=Usage(prompt_tokens=1, completion_tokens=2)
     ),

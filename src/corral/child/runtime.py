@@ -41,6 +41,7 @@ from corral.protocol.messages import (
     Usage,
 )
 from corral.protocol.speech import Speak, Transcribe
+from corral.protocol.tools import ToolCallDelta
 
 log = logging.getLogger("corral.child")
 
@@ -73,6 +74,7 @@ class Job(Generic[R]):
         index: int = 0,
         logprobs: tuple[TokenLogprob, ...] = (),
         finish_reason: FinishReason | None = None,
+        tool_calls: tuple[ToolCallDelta, ...] = (),
     ) -> None:
         self.tokens_sent += tokens
         self.channel.send(
@@ -83,6 +85,7 @@ class Job(Generic[R]):
                 index=index,
                 logprobs=logprobs,
                 finish_reason=finish_reason,
+                tool_calls=tool_calls,
             )
         )
 

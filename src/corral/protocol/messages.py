@@ -20,11 +20,12 @@ from corral.protocol.speech import (
     Transcribe,
     TranscriptionStarted,
 )
+from corral.protocol.tools import Tool, ToolCall, ToolCallDelta, ToolChoice
 
 PROTOCOL_VERSION = 1
 
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "cancelled", "error", "tool_calls"]
 # Sampling bounds, shared with the API's request models so the two can never disagree.
 MaxTokens = Annotated[int, Field(ge=1)]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
@@ -60,6 +61,10 @@ class ChatMessage(_Message):
     role: Literal["system", "user", "assistant", "tool"]
     content: str
     name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    """An assistant turn's calls (its content is then often empty: the template sees null)."""
+    tool_call_id: str | None = None
+    """A ``tool`` turn: the call whose result this is."""
 
 
 class TopLogprob(_Message):
@@ -138,6 +143,12 @@ class Generate(_Message):
     """Each choice's text starts with its prompt (completions)."""
     suffix: str | None = None
     """Fill in the middle between the prompt and this text (models with FIM tokens)."""
+    tools: tuple[Tool, ...] = ()
+    """Functions the chat template is shown and the model may call (``Delta.tool_calls``)."""
+    tool_choice: ToolChoice = "auto"
+    """``none``: no calls; ``auto``: the model decides; ``required``/a name: it must call."""
+    parallel_tool_calls: bool = True
+    """Several calls in one answer; False: at most one."""
 
 
 class Embed(_Message):
@@ -242,6 +253,8 @@ class Delta(_Message):
     """One per token in ``tokens``, when the request asked for logprobs."""
     finish_reason: FinishReason | None = None
     """Set on a choice's last delta, when its sequence ended (the ``done`` frame ends all)."""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    """Tool calls parsed from the model's output; their markup is not in ``text``."""
 
 
 class Embeddings(_Message):

@@ -28,7 +28,15 @@ MAX_PENDING_CHARS = 4 << 20
 class _Pending:
     """Deltas of one choice not yet read, kept as their text parts (and logprobs)."""
 
-    __slots__ = ("finish_reason", "index", "logprobs", "parts", "request_id", "tokens")
+    __slots__ = (
+        "calls",
+        "finish_reason",
+        "index",
+        "logprobs",
+        "parts",
+        "request_id",
+        "tokens",
+    )
 
     def __init__(self, delta: Delta) -> None:
         self.request_id = delta.request_id
@@ -36,6 +44,7 @@ class _Pending:
         self.tokens = delta.tokens
         self.index = delta.index
         self.logprobs = list(delta.logprobs)
+        self.calls = list(delta.tool_calls)
         self.finish_reason = delta.finish_reason
 
     def merges(self, delta: Delta) -> bool:
@@ -46,6 +55,7 @@ class _Pending:
         self.parts.append(delta.text)
         self.tokens += delta.tokens
         self.logprobs.extend(delta.logprobs)
+        self.calls.extend(delta.tool_calls)
         self.finish_reason = delta.finish_reason
 
     def take(self) -> Delta:
@@ -56,6 +66,7 @@ class _Pending:
             index=self.index,
             logprobs=tuple(self.logprobs),
             finish_reason=self.finish_reason,
+            tool_calls=tuple(self.calls),
         )
 
 

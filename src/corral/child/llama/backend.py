@@ -130,7 +130,7 @@ class LlamaBackend:
                     f"the prompt has {len(plan.tokens)} tokens; this model's context holds "
                     f"{self.n_ctx}",
                 )
-        sequences = build_sequences(job, model, plans, template_stops, self.n_ctx)
+        sequences = build_sequences(job, model, plans, template_stops, self.n_ctx, prompter.family)
         job.started(sum(len(plan.tokens) for plan in plans))
         if request.echo:
             for seq in sequences:

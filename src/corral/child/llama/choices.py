@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import llama_cpp
 from llama_cpp._internals import LlamaModel
 
-from corral.child.llama.grammar import grammar_sampler
+from corral.child.llama.grammar import calls_wanted, grammar_sampler
 from corral.child.llama.prompt import Prompter
 from corral.child.llama.sampling import SequenceSampler
 from corral.child.llama.sequence import Sequence
+from corral.child.llama.tool_calls import ToolCallParser
+from corral.child.llama.tool_family import ToolFamily
 from corral.child.runtime import Job, RequestFailed
 from corral.child.text_stream import StopTextStream
 from corral.protocol.messages import CompletionPrompt, FinishReason, Generate, Usage
@@ -84,10 +86,13 @@ def build_sequences(
     plans: list[PromptPlan],
     stops: tuple[str, ...],
     n_ctx: int,
+    family: ToolFamily | None = None,
 ) -> list[Sequence]:
-    """Every choice's sequence, leaders first in each group; the caller submits the leaders."""
+    """Every choice's sequence, leaders first in each group; the caller submits the leaders.
+    ``family``: how the chat template's model writes tool calls."""
     request = job.request
     params = request.params
+    calls = family is not None and request.messages is not None and calls_wanted(request)
     built: list[Sequence] = []
     try:
         for p_i, plan in enumerate(plans):
@@ -100,7 +105,7 @@ def build_sequences(
                 sampler = SequenceSampler(
                     params.model_copy(update={"seed": seed}),
                     model.n_vocab(),
-                    grammar_sampler(model.vocab, request),
+                    grammar_sampler(model.vocab, request, family),
                     history=plan.tokens,
                 )
                 group.append(
@@ -113,6 +118,11 @@ def build_sequences(
                         cache_key=request.cache_key if len(plans) == 1 and j == 0 else None,
                         index=p_i * request.n + j,
                         top_logprobs=request.logprobs,
+                        calls=(
+                            ToolCallParser(family, request.parallel_tool_calls)
+                            if calls and family is not None
+                            else None
+                        ),
                     )
                 )
                 built.append(group[-1])
@@ -143,4 +153,7 @@ def outcome(sequences: list[Sequence], n: int) -> tuple[FinishReason, Usage]:
             completion_tokens=usage.completion_tokens + part.completion_tokens,
             cached_tokens=usage.cached_tokens + (part.cached_tokens if lead else 0),
         )
-    return ("cancelled" if "cancelled" in reasons else reasons[0]), usage
+    if "cancelled" in reasons:
+        return "cancelled", usage
+    # The request ended with calls when any choice did (n > 1 may mix the two).
+    return ("tool_calls" if "tool_calls" in reasons else reasons[0]), usage

@@ -195,7 +195,8 @@ class Engine:
         logprob = None
         if seq.top_logprobs is not None and not eog:
             logprob = self._logprobs.read(self.ctx, index, token, seq.top_logprobs)
-        reason = seq.take(token, b"" if eog else piece(self.vocab, token), eog, logprob)
+        text = b"" if eog else piece(self.vocab, token, special=seq.special_pieces)
+        reason = seq.take(token, text, eog, logprob)
         if reason is not None:
             self._retire(seq, reason)
 

@@ -11,6 +11,8 @@ import llama_cpp
 from llama_cpp._internals import LlamaModel
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from corral.child.llama.tool_family import ToolFamily, family_of
+from corral.child.llama.tool_prompt import template_messages, template_tools
 from corral.child.runtime import RequestFailed
 from corral.protocol.messages import Generate
 
@@ -28,6 +30,8 @@ CHATML_TEMPLATE = (
 class Prompter:
     model: LlamaModel
     formatter: Jinja2ChatFormatter
+    family: ToolFamily
+    """How this template's model writes tool calls."""
 
     @classmethod
     def for_model(cls, model: LlamaModel, path: str, chat_template: str | None) -> Prompter:
@@ -41,17 +45,18 @@ class Prompter:
             eos_token=model.token_get_text(eos) if eos != -1 else "",
             bos_token=model.token_get_text(bos) if bos != -1 else "",
         )
-        return cls(model, formatter)
+        return cls(model, formatter, family_of(template))
 
     def tokens(self, request: Generate) -> tuple[list[int], tuple[str, ...]]:
         """The prompt's tokens and the template's own stop strings."""
         if request.messages is not None:
-            messages: Any = [m.model_dump(exclude_none=True) for m in request.messages]
+            messages: Any = template_messages(request, self.family)
+            tools: Any = template_tools(request, self.family)
             # Continuing an answer: template the turns before it (which opens the assistant's
             # turn) and append its text as is, so the model goes on mid-sentence.
-            prefix = messages.pop()["content"] if request.continue_final else ""
+            prefix = (messages.pop()["content"] or "") if request.continue_final else ""
             try:
-                formatted = self.formatter(messages=messages)
+                formatted = self.formatter(messages=messages, tools=tools)
             except Exception as exc:  # the template's own raise_exception, or a Jinja error
                 raise RequestFailed("invalid_messages", f"chat template: {exc}") from None
             tokens = self.model.tokenize(

@@ -10,9 +10,11 @@ import threading
 from dataclasses import dataclass, field
 
 from corral.child.llama.sampling import SequenceSampler
+from corral.child.llama.tool_calls import ToolCallParser
 from corral.child.runtime import Job, RequestFailed
 from corral.child.text_stream import StopTextStream
 from corral.protocol.messages import FinishReason, TokenLogprob, Usage
+from corral.protocol.tools import ToolCallDelta
 
 
 @dataclass(eq=False)
@@ -43,6 +45,13 @@ class Sequence:
     leader: Sequence | None = None
     """For a follower, until the leader's prompt is read and its KV copied here."""
     pending_logprobs: list[TokenLogprob] = field(default_factory=list)
+    calls: ToolCallParser | None = None
+    """Parses tool calls out of the text, when the request lets the model call tools."""
+
+    @property
+    def special_pieces(self) -> bool:
+        """Render control tokens as text: the tool-call markup of some families is one."""
+        return self.calls is not None and self.calls.family.special_markers
 
     @property
     def prefilling(self) -> bool:
@@ -63,9 +72,9 @@ class Sequence:
         self.pending_tokens += 1
         if logprob is not None:
             self.pending_logprobs.append(logprob)
-        text = self.text.push(piece)
-        if text:
-            self._emit(text)
+        text, calls = self._parse(self.text.push(piece))
+        if text or calls:
+            self._emit(text, calls=calls)
         if self.text.stopped:
             return "stop"
         if len(self.completion) >= self.max_tokens:
@@ -73,17 +82,39 @@ class Sequence:
         self.next_token = token
         return None
 
-    def _emit(self, text: str, reason: FinishReason | None = None) -> None:
+    def _parse(self, text: str, *, last: bool = False) -> tuple[str, list[ToolCallDelta]]:
+        if self.calls is None:
+            return text, []
+        content, calls = self.calls.push(text) if text else ("", [])
+        if last:
+            tail, more = self.calls.flush()
+            content, calls = content + tail, calls + more
+        return content, calls
+
+    def _emit(
+        self,
+        text: str,
+        reason: FinishReason | None = None,
+        calls: list[ToolCallDelta] | None = None,
+    ) -> None:
         logprobs, self.pending_logprobs = tuple(self.pending_logprobs), []
         self.job.emit(
-            text, self.pending_tokens, index=self.index, logprobs=logprobs, finish_reason=reason
+            text,
+            self.pending_tokens,
+            index=self.index,
+            logprobs=logprobs,
+            finish_reason=reason,
+            tool_calls=tuple(calls or ()),
         )
         self.pending_tokens = 0
 
     def finish(self, reason: FinishReason) -> None:
         if reason != "cancelled":
+            text, calls = self._parse(self.text.flush(), last=True)
+            if reason == "stop" and self.calls is not None and self.calls.calls:
+                reason = "tool_calls"
             # The choice's last delta says how it ended (the done frame ends them all).
-            self._emit(self.text.flush(), reason)
+            self._emit(text, reason, calls)
         usage = Usage(
             prompt_tokens=len(self.prompt),
             completion_tokens=len(self.completion),

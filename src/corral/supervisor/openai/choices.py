@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from corral.protocol.messages import Delta, TokenLogprob
+from corral.protocol.tools import ToolCallDelta
 from corral.supervisor.daemon.version import corral_version
 
 if TYPE_CHECKING:
@@ -40,10 +41,20 @@ class Choice:
     parts: list[str] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    """The tool calls made, in OpenAI's shape, assembled from their deltas."""
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    def add_calls(self, deltas: tuple[ToolCallDelta, ...]) -> None:
+        for d in deltas:
+            if d.index == len(self.calls):
+                self.calls.append(
+                    {"id": d.id, "type": "function", "function": {"name": d.name, "arguments": ""}}
+                )
+            self.calls[d.index]["function"]["arguments"] += d.arguments
 
     def mean_logprob(self) -> float:
         if not self.logprobs:
@@ -61,6 +72,7 @@ class Choices:
         choice = self.by_index.setdefault(delta.index, Choice(delta.index))
         choice.parts.append(delta.text)
         choice.logprobs.extend(delta.logprobs)
+        choice.add_calls(delta.tool_calls)
         if delta.finish_reason is not None:
             choice.finish_reason = delta.finish_reason
 
@@ -79,6 +91,19 @@ class Choices:
                 choice.index = p * plan.n + j
                 picked.append(choice)
         return picked
+
+
+def tool_call_chunks(deltas: tuple[ToolCallDelta, ...]) -> list[dict[str, Any]]:
+    """A chunk's ``delta.tool_calls``: id, type and name open a call, arguments follow."""
+    out: list[dict[str, Any]] = []
+    for d in deltas:
+        function: dict[str, Any] = {"arguments": d.arguments}
+        part: dict[str, Any] = {"index": d.index}
+        if d.id is not None:
+            part |= {"id": d.id, "type": "function"}
+            function = {"name": d.name, **function}
+        out.append({**part, "function": function})
+    return out
 
 
 def chat_logprobs(tokens: list[TokenLogprob] | tuple[TokenLogprob, ...]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from corral.protocol.messages import Delta, Done, Usage
+from corral.protocol.tools import ToolCallDelta
 from corral.supervisor.errors import CorralError
 from corral.supervisor.http.sse import DONE_EVENT
 from corral.supervisor.models.generation import Generation
@@ -19,6 +20,7 @@ from corral.supervisor.openai.choices import (
     Choices,
     chat_logprobs,
     completion_logprobs,
+    tool_call_chunks,
 )
 
 Kind = Literal["chat", "completion"]
@@ -48,8 +50,16 @@ def finish_reason(done: Done) -> str:
 
 
 def openai_reason(reason: str) -> str:
-    # OpenAI knows only stop/length; a cancelled generation ended early like a stop.
-    return "length" if reason == "length" else "stop"
+    # A cancelled generation ended early like a stop; OpenAI knows no "cancelled".
+    return reason if reason in ("length", "tool_calls") else "stop"
+
+
+def chat_message(choice: Choice) -> dict[str, Any]:
+    """A whole answer's ``message``: its content is null when it only calls tools."""
+    if not choice.calls:
+        return {"role": "assistant", "content": choice.text}
+    content = choice.text if choice.text.strip() else None
+    return {"role": "assistant", "content": content, "tool_calls": choice.calls}
 
 
 @dataclass(frozen=True)
@@ -97,9 +107,7 @@ class ResponseIds:
                     else completion_logprobs(c.logprobs, 0)
                 )
             body: dict[str, Any] = (
-                {"message": {"role": "assistant", "content": c.text}}
-                if self.kind == "chat"
-                else {"text": c.text}
+                {"message": chat_message(c)} if self.kind == "chat" else {"text": c.text}
             )
             rendered.append(
                 {"index": c.index, **body, "logprobs": logprobs, "finish_reason": reason}
@@ -115,13 +123,16 @@ class ResponseIds:
         role: bool = False,
         index: int = 0,
         logprobs: dict[str, Any] | None = None,
+        calls: tuple[ToolCallDelta, ...] = (),
     ) -> dict[str, Any]:
         if self.kind == "chat":
             delta: dict[str, Any] = {}
             if role:
                 delta["role"] = "assistant"
-            if text is not None:
+            if text is not None and (text or not calls):
                 delta["content"] = text
+            if calls:
+                delta["tool_calls"] = tool_call_chunks(calls)
             choice: dict[str, Any] = {
                 "index": index,
                 "delta": delta,
@@ -179,11 +190,13 @@ async def chunks(
             continue
         if on_text is not None and delta.index == 0:  # a stored conversation keeps choice 0
             on_text(delta.text)
-        if delta.text or delta.logprobs:
+        if delta.text or delta.logprobs or delta.tool_calls:
             offset = offsets.get(delta.index, 0)
             offsets[delta.index] = offset + len(delta.text)
             logprobs = ids.delta_logprobs(delta, offset)
-            yield ids.chunk(delta.text, index=delta.index, logprobs=logprobs)
+            yield ids.chunk(
+                delta.text, index=delta.index, logprobs=logprobs, calls=delta.tool_calls
+            )
         if delta.finish_reason is not None and delta.index not in ended:
             ended.add(delta.index)
             end = None if ids.kind == "chat" else ""

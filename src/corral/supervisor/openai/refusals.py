@@ -21,6 +21,9 @@ REFUSED_CHAT_FIELDS: Mapping[str, str] = {
     "reasoning_effort": "reasoning effort is not supported by these models",
     "verbosity": "verbosity is not supported",
     "web_search_options": "web search is not supported",
+    "functions": "the deprecated functions field is not supported; send tools instead",
+    "function_call": "the deprecated function_call field is not supported; send tool_choice "
+    "instead",
 }
 
 

@@ -34,6 +34,8 @@ from corral.supervisor.openai.refusals import (
     check_chat_fields,
     refuse,
 )
+from corral.supervisor.openai.structured import ResponseFormat, TextFormat, output_grammar
+from corral.supervisor.openai.tools import ToolCallIn, ToolChoiceIn, ToolSpec, tool_fields
 from corral.supervisor.settings import ModelPreset
 
 log = logging.getLogger("corral.api")
@@ -76,6 +78,24 @@ class ChatMessageIn(_Strict):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart | OtherPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = Field(default=None, max_length=128)
+
+    def to_message(self, index: int) -> ChatMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise BadRequest("only assistant turns make tool calls", param=f"messages.{index}")
+        if self.role == "tool" and self.tool_call_id is None:
+            raise BadRequest(
+                "a tool turn says which call it answers",
+                param=f"messages.{index}.tool_call_id",
+            )
+        return ChatMessage(
+            role="system" if self.role == "developer" else self.role,
+            content=self.text(index),
+            name=self.name,
+            tool_calls=tuple(c.to_call() for c in self.tool_calls or ()),
+            tool_call_id=self.tool_call_id if self.role == "tool" else None,
+        )
 
     def text(self, index: int) -> str:
         if self.content is None:
@@ -228,6 +248,16 @@ class ChatCompletionRequest(_SamplingFields):
     reasoning_effort: Any = None
     verbosity: Any = None
     web_search_options: Any = None
+    functions: Any = None
+    function_call: Any = None
+    # Tools and structured output (tools.py, structured.py); grammar and json_schema are
+    # llama-server's fields.
+    tools: list[ToolSpec] | None = None
+    tool_choice: ToolChoiceIn | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    grammar: str | None = None
+    json_schema: dict[str, Any] | None = None
 
     def choice_plan(self) -> ChoicePlan:
         return ChoicePlan(n=self.n, logprobs=self.logprobs)
@@ -237,6 +267,21 @@ class ChatCompletionRequest(_SamplingFields):
         asks: dict[str, object] = {"n": self.n} if self.n > 1 else {}
         if self.logprobs:
             asks["logprobs"] = True
+        structured = not isinstance(self.response_format, TextFormat | None)
+        for name, value in (
+            ("tools", self.tools or None),
+            # Without tools these ask for nothing (a required choice is a 400 of its own).
+            ("tool_choice", self.tool_choice if self.tools else None),
+            ("parallel_tool_calls", self.parallel_tool_calls if self.tools else None),
+            ("response_format", self.response_format if structured else None),
+            ("grammar", self.grammar),
+            ("json_schema", self.json_schema),
+        ):
+            if value is not None:
+                asks[name] = value
+        for i, m in enumerate(self.messages):
+            if m.tool_calls or m.role == "tool":
+                asks[f"messages.{i}"] = "a tool call or result"
         return asks
 
     def to_generate(self, request_id: str, preset: ModelPreset, limit: int) -> Generate:
@@ -244,14 +289,7 @@ class ChatCompletionRequest(_SamplingFields):
         self._check_stream_options()
         if self.top_logprobs is not None and not self.logprobs:
             raise BadRequest("top_logprobs needs logprobs: true", param="top_logprobs")
-        messages = [
-            ChatMessage(
-                role="system" if m.role == "developer" else m.role,
-                content=m.text(i),
-                name=m.name,
-            )
-            for i, m in enumerate(self.messages)
-        ]
+        messages = [m.to_message(i) for i, m in enumerate(self.messages)]
         if preset.system_prompt and not any(m.role == "system" for m in messages):
             messages.insert(0, ChatMessage(role="system", content=preset.system_prompt))
         if self.continue_final_message and messages[-1].role != "assistant":
@@ -267,9 +305,22 @@ class ChatCompletionRequest(_SamplingFields):
                 continue_final=self.continue_final_message,
                 n=self.n,
                 logprobs=(self.top_logprobs or 0) if self.logprobs else None,
+                **self._constraints(),
             ),
             "messages",
         )
+
+    def _constraints(self) -> dict[str, Any]:
+        """Tools and the output's grammar, as ``Generate`` fields."""
+        tools = tool_fields(self.tools, self.tool_choice, self.parallel_tool_calls)
+        output = output_grammar(self.response_format, self.grammar, self.json_schema)
+        if "grammar" in output and tools and tools["tool_choice"] != "none":
+            raise BadRequest(
+                "a grammar cannot be combined with tools the model may call (a response_format "
+                "can); set tool_choice 'none' or leave the grammar out",
+                param="grammar",
+            )
+        return {**tools, **output}
 
 
 _REFUSABLE = {"store", "metadata", "service_tier", "modalities", *REFUSED_CHAT_FIELDS}
