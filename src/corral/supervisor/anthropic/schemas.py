@@ -58,6 +58,11 @@ class ToolUseBlock(_Strict):
     name: str = Field(min_length=1)
     input: dict[str, Any]
     cache_control: CacheControl | None = None
+    # The SDK sends a tool_use block back as it received it, with these unset (null): the
+    # programmatic-calling and MCP-toolset features they belong to are not served, so only
+    # null is accepted.
+    caller: None = None
+    toolset_name: None = None
 
 
 class ToolResultBlock(_Strict):
