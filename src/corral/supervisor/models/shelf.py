@@ -24,8 +24,8 @@ from corral.supervisor.hub.jobs import Downloading
 from corral.supervisor.models.catalog import Catalog, ModelEntry
 from corral.supervisor.models.checkpoint import remove_tree
 from corral.supervisor.models.hub_speech import delete_hub_speech
-from corral.supervisor.models.speech_models import SPEECH_BACKENDS
 from corral.supervisor.models.manager import ModelManager
+from corral.supervisor.models.speech_models import SPEECH_BACKENDS
 from corral.supervisor.models.status import ModelStatus
 
 log = logging.getLogger("corral.admin")
