@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
+import json
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +14,12 @@ import pytest_asyncio
 
 from corral.protocol.messages import Done, Error
 from corral.protocol.speech import AudioChunk, Speak, SpeechStarted
-from corral.supervisor.child_process import ChildCommand, ChildProcess, RequestEvent
+from corral.supervisor.child_process import (
+    ChildCommand,
+    ChildFailed,
+    ChildProcess,
+    RequestEvent,
+)
 from tests.support.speech import decoded_seconds, pcm_seconds
 from tests.support.tiny_vits import SAMPLE_RATE, SPEAKERS, build_tiny_vits, have_coqui
 
@@ -117,3 +124,18 @@ async def test_speed_scales_the_length_of_the_speech(coqui: ChildProcess) -> Non
     normal, fast = await seconds(1.0), await seconds(2.0)
     assert fast < normal * 0.75
     assert await seconds(1.0) == normal  # and the model's own length scale was put back
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torchaudio") is not None, reason="a real torchaudio is installed"
+)
+async def test_xtts_without_torchaudio_fails_to_load_saying_why(tmp_path: Path) -> None:
+    model = tmp_path / "xtts"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model": "xtts", "languages": ["en"]}))
+    (model / "model.pth").write_bytes(b"never read")
+    argv = [sys.executable, "-m", "corral.child", "tts", "--model", str(model)]
+    child = ChildProcess(ChildCommand(argv, "xtts"))
+    with pytest.raises(ChildFailed) as caught:
+        await child.start(hello_timeout=60, load_timeout=120)
+    assert "XTTS needs torchaudio" in caught.value.message

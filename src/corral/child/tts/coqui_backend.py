@@ -4,6 +4,9 @@ The text is split into sentences with the model's own segmenter (pySBD, per lang
 each sentence is synthesised, encoded (``encoder.py``, as for Piper) and sent at once, so the
 first sound leaves before the rest is synthesised; a cancel lands between sentences.
 
+XTTS needs a real torchaudio (see ``torch_audio_stand_ins.py``); without one its load fails
+saying so.
+
 Quality presets (``QUALITY``) map to real synthesis settings: for VITS the prior and
 duration noise scales (``normal`` is what the model was trained with; lower noise is steadier
 speech with fewer artefacts and less variation, 0 makes it deterministic); for XTTS the GPT's
@@ -88,6 +91,13 @@ class CoquiBackend:
         if self._model not in MODELS:
             raise ValueError(
                 f"{directory} is a Coqui '{self._model}' model; Corral serves VITS and XTTS"
+            )
+        if self._model == "xtts" and "torchaudio" in stood_in:
+            # Its HiFi-GAN decoder builds a torchaudio MelSpectrogram (weights in the
+            # checkpoint) when constructed, even for a built-in speaker: no stand-in will do.
+            raise ValueError(
+                "XTTS needs torchaudio (its decoder holds a torchaudio MelSpectrogram), and none "
+                "that imports with this torch is installed; VITS models work without it"
             )
         progress(0.1, f"loading {self._model}")
         with _config_file(config, directory) as config_path:

@@ -2,12 +2,14 @@
 
 ``import TTS`` refuses to start without both (it checks ``importlib.util.find_spec``), and
 no torchaudio on PyPI matches the CPU torch this project pins (the newest, 2.11, is a CUDA
-build that does not import with torch 2.13). VITS and XTTS synthesis with a built-in speaker
-never call either library: they are used for reading reference audio (voice cloning), some
-resampling layers and training. So when the import fails, the Coqui child puts modules in
-``sys.modules`` whose every attribute is a function that raises a clear error the moment
-anything actually calls it; a model that needs torchaudio fails loudly (its load or its
-request errors with this message) instead of Coqui refusing every model.
+build that does not import with torch 2.13). VITS synthesis never calls either library: they
+are used for reading reference audio (voice cloning), some resampling layers and training.
+(XTTS does need torchaudio: its decoder holds a torchaudio MelSpectrogram; the Coqui child
+refuses it with a clear message when only the stand-in is there.) So when the import fails,
+the Coqui child puts modules in ``sys.modules`` whose every attribute is a function that
+raises a clear error the moment anything actually calls it; a model that needs torchaudio
+fails loudly (its load or its request errors with this message) instead of Coqui refusing
+every model.
 
 A real torchaudio, when one imports, is always used instead.
 """
