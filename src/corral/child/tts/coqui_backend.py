@@ -100,7 +100,7 @@ class CoquiBackend:
                 "that imports with this torch is installed; VITS models work without it"
             )
         progress(0.1, f"loading {self._model}")
-        with _config_file(config, directory) as config_path:
+        with config_file(config, directory) as config_path:
             checkpoint = directory if self._model == "xtts" else directory / "model.pth"
             self._synth = Synthesizer(
                 tts_checkpoint=checkpoint, tts_config_path=config_path, use_cuda=self.use_cuda
@@ -205,7 +205,7 @@ class CoquiBackend:
 
 
 @contextlib.contextmanager
-def _config_file(config: dict[str, Any], directory: Path) -> Iterator[Path]:
+def config_file(config: dict[str, Any], directory: Path) -> Iterator[Path]:
     """The model's config.json, or a corrected copy when it names files elsewhere."""
     if not _relocated(config, directory):
         yield directory / "config.json"
