@@ -146,8 +146,10 @@ def main() -> int:
             shutil.copytree(args.coqui, work / "models" / "coqui")
             synth = coqui_inprocess(args.coqui)
         config = work / "corral.toml"
+        # Room for all three speech children: an eviction per request would time loads.
         config.write_text(
             f'demo_model = false\nn_threads = {args.threads}\nspeech_device = "cpu"\n'
+            "max_loaded_models = 3\n"
         )
         sup = Supervisor(data_dir=work / "data", models_dir=work / "models", config=config).start()
         times: dict[str, list[float]] = {
