@@ -160,9 +160,9 @@ def main() -> int:
         )
         sup = Supervisor(data_dir=work / "data", models_dir=work / "models", config=config).start()
         times: dict[str, list[float]] = {
-            k: []
-            for k in ("stt-in", "stt-corral", "tts-in", "tts-corral", "coqui-in", "coqui-corral")
+            k: [] for k in ("stt-in", "stt-corral", "tts-in", "tts-corral", "coqui-corral")
         }
+        times["coqui-in"] = coqui_inprocess(args.coqui, args.rounds) if coqui else []
         try:
             with httpx.Client(base_url=sup.base_url, timeout=600) as client:
                 transcribe_corral(client, audio)  # load both children and warm every cache
