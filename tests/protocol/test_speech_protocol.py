@@ -33,6 +33,7 @@ TO_CHILD_EXAMPLES: list[BaseModel] = [
     ),
     Transcribe(request_id="t2", path="/tmp/x"),
     Speak(request_id="s1", text="Hello there. How are you?", voice="joe", speed=1.5, format="opus"),
+    Speak(request_id="s2", text="Bonjour.", voice="p225", language="fr", quality="best"),
 ]
 FROM_CHILD_EXAMPLES: list[BaseModel] = [
     TranscriptionStarted(request_id="t1", duration=3.5, language="en", language_probability=0.9),
@@ -74,6 +75,8 @@ def test_a_full_audio_chunk_fits_in_one_frame() -> None:
         {"speed": 0.1},
         {"format": "ogg"},
         {"text": ""},
+        {"quality": "ultra"},
+        {"language": "x"},
     ],
 )
 def test_speak_refuses_values_out_of_range(bad: dict[str, object]) -> None:

@@ -70,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     whisper.add_argument("--compute-type", default=None, help="default: int8 CPU, float16 GPU")
     whisper.add_argument("--cpu-threads", type=int, default=0)
 
-    tts = kinds.add_parser("tts", help="Piper on one .onnx voice (beside its .onnx.json)")
-    tts.add_argument("--model", required=True, help="the .onnx file")
+    tts = kinds.add_parser("tts", help="Piper (an .onnx voice) or Coqui (a model directory)")
+    tts.add_argument("--model", required=True, help="the .onnx file or the Coqui directory")
     tts.add_argument("--model-id", default=None)
     tts.add_argument("--cuda", action="store_true")
     download = kinds.add_parser("download", help="one hub download job (huggingface-hub)")
@@ -158,6 +158,11 @@ def _speech(args: argparse.Namespace, channel: Channel) -> int:
             args.model, model_id, args.device, args.compute_type, args.cpu_threads
         )
         return Runtime(whisper, channel, accepts=(Transcribe,)).run()
+    if Path(args.model).is_dir():
+        from corral.child.tts.coqui_backend import CoquiBackend  # torch: only when used
+
+        coqui = CoquiBackend(args.model, args.model_id or args.model, use_cuda=args.cuda)
+        return Runtime(coqui, channel, accepts=(Speak,)).run()
     from corral.child.tts.piper_backend import PiperBackend
 
     voice = Path(args.model).name.removesuffix(".onnx")

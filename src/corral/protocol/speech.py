@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
 AudioTask = Literal["transcribe", "translate"]
 SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+SpeechQuality = Literal["normal", "better", "best"]  # what each means: the tts backends
 # Encoded audio per chunk frame: base64 makes it 4/3 larger, still far below 1 MiB.
 AUDIO_CHUNK_BYTES = 256 << 10
 SPEECH_SAMPLE_RATE = 24000  # OpenAI's pcm is 24 kHz 16-bit mono; every format uses that rate
@@ -53,6 +54,8 @@ class Speak(_Message):
     voice: str | None = None
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     format: SpeechFormat = "mp3"
+    language: str | None = Field(default=None, min_length=2, max_length=16)
+    quality: SpeechQuality = "normal"
 
 
 # --- child -> supervisor ---------------------------------------------------------------------

@@ -108,6 +108,8 @@ async def test_speech_refusals_before_any_model_loads(client: Client) -> None:
         ({"input": "Hi.", "speed": 5}, "speed"),
         ({"input": "Hi.", "response_format": "ogg"}, "response_format"),
         ({"input": "Hi.", "model": "whisper-1"}, "model"),
+        ({"input": "Hi.", "quality": "ultra"}, "quality"),
+        ({"input": "Hi.", "language": "not a language"}, "language"),
     ]
     for body, param in cases:
         response = await client.post("/v1/audio/speech", json={"model": "tts-1", **body})

@@ -109,3 +109,46 @@ async def test_speech_models_pulled_from_a_hub_are_models(tmp_path: Path) -> Non
     command = await catalog.command(whisper_entry)
     assert command.argv[3:6] == ["whisper", "--model", str(stt)]
     assert entries["hf.co/rhasspy/piper-voices:en/joe"].backend == "tts"
+
+
+def test_coqui_directories_are_tts_models_in_the_models_dir_and_the_hub(tmp_path: Path) -> None:
+    import json
+
+    from corral.supervisor.audio.voices import languages_of, voices_of
+    from corral.supervisor.models.catalog import Catalog
+
+    vits = {"model": "vits", "model_args": {"use_speaker_embedding": True}}
+    vits["model_args"]["speakers_file"] = "/train/run-7/speakers.json"  # a training path
+    local = tmp_path / "models" / "coqui" / "vctk"
+    local.mkdir(parents=True)
+    (local / "config.json").write_text(json.dumps(vits))
+    (local / "model.pth").write_bytes(b"weights")
+    (local / "speakers.json").write_text(json.dumps({"p225": 0, "p226": 1}))
+    single = tmp_path / "models" / "coqui" / "ljspeech"
+    single.mkdir()
+    (single / "config.json").write_text(json.dumps({"model": "vits"}))
+    (single / "model.pth").write_bytes(b"weights")
+    tacotron = tmp_path / "models" / "coqui" / "tacotron"
+    tacotron.mkdir()
+    (tacotron / "config.json").write_text(json.dumps({"model": "tacotron2"}))
+    (tacotron / "model.pth").write_bytes(b"weights")
+    xtts = {"model": "xtts", "languages": ["en", "de", "fr"]}
+    _snapshot(
+        tmp_path / "data" / "hub",
+        "coqui/XTTS-v2",
+        {"config.json": json.dumps(xtts).encode(), "model.pth": b"w", "vocab.json": b"{}"},
+    )
+    settings = load_settings(
+        None, data_dir=tmp_path / "data", models_dir=tmp_path / "models", demo_model=False,
+        speech_models=False,
+    )  # fmt: skip
+    entries = Catalog(settings).entries()
+    assert set(entries) == {"coqui/vctk", "coqui/ljspeech", "hf.co/coqui/XTTS-v2"}
+    assert {e.backend for e in entries.values()} == {"tts"}
+    assert voices_of(local) == ("p225", "p226")  # found beside the model, as the child does
+    assert voices_of(single) == ("ljspeech",)
+    assert languages_of(local) == ()
+    hub_xtts = entries["hf.co/coqui/XTTS-v2"].path
+    assert hub_xtts is not None
+    assert voices_of(hub_xtts) == ()  # in a torch file: the child checks the name
+    assert languages_of(hub_xtts) == ("en", "de", "fr")

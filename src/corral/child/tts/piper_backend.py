@@ -17,9 +17,19 @@ from typing import Any
 from corral.child.runtime import Job, RequestFailed
 from corral.child.tts.encoder import AudioEncoder
 from corral.protocol.messages import ChildKind, FinishReason, Ready, Usage
-from corral.protocol.speech import AUDIO_CHUNK_BYTES, AudioChunk, Speak, SpeechStarted
+from corral.protocol.speech import (
+    AUDIO_CHUNK_BYTES,
+    AudioChunk,
+    Speak,
+    SpeechQuality,
+    SpeechStarted,
+)
 
 log = logging.getLogger("corral.child.tts")
+
+# A Piper voice is a VITS model: the quality presets scale its noise like Coqui's VITS
+# (coqui_backend.QUALITY): normal is the voice's own setting, lower is steadier.
+NOISE_FACTOR: dict[SpeechQuality, float] = {"normal": 1.0, "better": 0.5, "best": 0.0}
 
 
 @dataclass
@@ -53,16 +63,31 @@ class PiperBackend:
             "invalid_voice", f"{self.model_id} has no voice '{voice}'; it has {known}"
         )
 
+    def _check_language(self, language: str | None) -> None:
+        """A Piper voice speaks one language: a request may name it (``en``, ``en_US``)."""
+        code = str(self._voice.config.espeak_voice or "")
+        if language is None or language.replace("-", "_").lower() in _names(code):
+            return
+        raise RequestFailed(
+            "invalid_language",
+            f"{self.model_id} speaks only '{code}'; it cannot speak '{language}'",
+        )
+
     def generate(self, job: Job[Speak]) -> tuple[FinishReason, Usage]:
         from piper import SynthesisConfig
 
         request = job.request
         speaker = self._speaker(request.voice)
+        self._check_language(request.language)
         config = self._voice.config
         rate = int(config.sample_rate)
+        noise = NOISE_FACTOR[request.quality]
         # speed 2 means twice as fast: half the phoneme length the voice was trained with.
         synthesis = SynthesisConfig(
-            speaker_id=speaker, length_scale=float(config.length_scale) / request.speed
+            speaker_id=speaker,
+            length_scale=float(config.length_scale) / request.speed,
+            noise_scale=float(config.noise_scale) * noise,
+            noise_w_scale=float(config.noise_w_scale) * noise,
         )
         job.channel.send(
             SpeechStarted(
@@ -77,13 +102,19 @@ class PiperBackend:
             if job.cancelled.is_set():
                 return "cancelled", Usage(prompt_tokens=0, completion_tokens=sentences)
             samples = chunk.audio_int16_array
-            _send(job, encoder.encode(samples), samples.shape[0] / rate)
+            send_audio(job, encoder.encode(samples), samples.shape[0] / rate)
             sentences += 1
-        _send(job, encoder.finish(), 0.0)
+        send_audio(job, encoder.finish(), 0.0)
         return "stop", Usage(prompt_tokens=0, completion_tokens=sentences)
 
 
-def _send(job: Job[Speak], data: bytes, seconds: float) -> None:
+def _names(code: str) -> set[str]:
+    """The names a request may give a voice's espeak language: en-us is en_us and en."""
+    code = code.replace("-", "_").lower()
+    return {code, code.split("_")[0]} if code else set()
+
+
+def send_audio(job: Job[Speak], data: bytes, seconds: float) -> None:
     """Send ``data`` in frames under the frame limit; ``seconds`` goes with the first."""
     for offset in range(0, len(data), AUDIO_CHUNK_BYTES):
         piece = data[offset : offset + AUDIO_CHUNK_BYTES]

@@ -47,6 +47,12 @@ def decode_upload(path: str) -> Any:
     return audio
 
 
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
 def _unlink(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
@@ -58,7 +64,7 @@ class WhisperBackend:
     model_id: str
     device: str = "auto"  # auto, cpu or cuda
     compute_type: str | None = None  # default: int8 on CPU, float16 on CUDA
-    cpu_threads: int = 0  # 0: CTranslate2's default
+    cpu_threads: int = 0  # 0: every physical core (CTranslate2's own default is 4)
     concurrency: int = 1  # one decoder; a second request waits in the child's queue
     kind: ChildKind = "whisper"
     capabilities: tuple[str, ...] = ("transcription", "translation")
@@ -95,12 +101,15 @@ class WhisperBackend:
     def _open(self, model_class: Any, device: str, progress: Callable[[float, str], None]) -> str:
         compute_type = self.compute_type or ("float16" if device == "cuda" else "int8")
         progress(0.1, f"loading on {device} as {compute_type}")
+        # CTranslate2 takes 0 as 4 threads: too many on two cores, a quarter of sixteen.
+        threads = self.cpu_threads or physical_cores()
+        log.info("%d CPU threads", threads)
         # local_files_only: a directory without tokenizer.json must fail here, not go online.
         self._model = model_class(
             self.model_path,
             device=device,
             compute_type=compute_type,
-            cpu_threads=self.cpu_threads,
+            cpu_threads=threads,
             local_files_only=True,
         )
         return compute_type

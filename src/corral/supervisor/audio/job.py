@@ -24,6 +24,7 @@ _CLIENT_ERRORS = {
     "invalid_audio": "file",
     "unsupported_language": "language",
     "invalid_voice": "voice",
+    "invalid_language": "language",
     "invalid_request": None,
 }
 

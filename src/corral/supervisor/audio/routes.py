@@ -4,7 +4,7 @@ POST /v1/audio/transcriptions   multipart: file, model, language, prompt, temper
                                 response_format, timestamp_granularities[], stream
 POST /v1/audio/translations     multipart: file, model, prompt, temperature, response_format
 POST /v1/audio/speech           JSON: model, input, voice, speed, response_format,
-                                stream_format (audio | sse)
+                                stream_format (audio | sse); Corral's language, quality
 GET  /v1/audio/voices           every tts model's voices
 """
 
@@ -36,7 +36,7 @@ from corral.supervisor.audio.transcripts import (
     sse_event,
 )
 from corral.supervisor.audio.upload import clear_uploads, read_upload
-from corral.supervisor.audio.voices import voices_of
+from corral.supervisor.audio.voices import languages_of, voices_of
 from corral.supervisor.errors import BadGateway, BadRequest, CorralError, ModelNotFound
 from corral.supervisor.http.json_body import read_body
 from corral.supervisor.http.request_facts import RequestFacts
@@ -148,7 +148,9 @@ async def speech(request: web.Request) -> web.StreamResponse:
         )
     entry = speech_model(request, body.model, "tts")
     voices = voices_of(entry.path) if entry.path is not None else ()
-    if body.voice is not None and body.voice not in voices:
+    # No voices known from the files (XTTS keeps its speakers in a torch file): the child
+    # checks the name, and refuses an unknown one the same way.
+    if body.voice is not None and voices and body.voice not in voices:
         raise BadRequest(
             f"{entry.id} has no voice '{body.voice}'; it has {', '.join(voices)}",
             param="voice",
@@ -206,7 +208,11 @@ async def voices(request: web.Request) -> web.Response:
             continue
         if wanted is not None and wanted != entry.id and wanted not in entry.preset.aliases:
             continue
-        data += [{"id": v, "object": "voice", "model": entry.id} for v in voices_of(entry.path)]
+        languages = {"languages": list(langs)} if (langs := languages_of(entry.path)) else {}
+        data += [
+            {"id": v, "object": "voice", "model": entry.id, **languages}
+            for v in voices_of(entry.path)
+        ]
     return web.json_response({"object": "list", "data": data})
 
 

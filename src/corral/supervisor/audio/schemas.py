@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from corral.protocol.speech import AudioTask, Speak, SpeechFormat, Transcribe
+from corral.protocol.speech import AudioTask, Speak, SpeechFormat, SpeechQuality, Transcribe
 from corral.supervisor.errors import BadRequest
 
 TranscriptFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
@@ -78,6 +78,9 @@ class SpeechRequest(BaseModel):
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     response_format: SpeechFormat = "mp3"
     stream_format: Literal["audio", "sse"] = "audio"
+    # Corral's own: the language of a multilingual model, and a quality preset.
+    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
+    quality: SpeechQuality = "normal"
 
     @field_validator("input")
     @classmethod
@@ -93,6 +96,8 @@ class SpeechRequest(BaseModel):
             voice=voice,
             speed=self.speed,
             format=self.response_format,
+            language=self.language,
+            quality=self.quality,
         )
 
 

@@ -298,7 +298,7 @@ class Catalog:
         if entry.backend == "hf":
             return hf_footprint(entry.path, entry.preset, bundled=entry.id == EMBEDDER_ID)
         if entry.backend in speech_models.SPEECH_BACKENDS:
-            return speech_models.footprint(entry.size_bytes)
+            return speech_models.footprint(entry.size_bytes, entry.path)
         n_ctx = entry.preset.n_ctx or self._settings.n_ctx
         if entry.backend == "llama" and "embeddings" not in entry.serves:
             n_ctx *= self.parallel(entry)  # every slot may hold a whole context (one shared KV)

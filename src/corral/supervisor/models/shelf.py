@@ -23,7 +23,9 @@ from corral.supervisor.hub.downloads import DownloadManager
 from corral.supervisor.hub.jobs import Downloading
 from corral.supervisor.models.catalog import Catalog, ModelEntry
 from corral.supervisor.models.checkpoint import remove_tree
+from corral.supervisor.models.hub_speech import delete_hub_speech
 from corral.supervisor.models.manager import ModelManager
+from corral.supervisor.models.speech_models import SPEECH_BACKENDS
 from corral.supervisor.models.status import ModelStatus
 from corral.supervisor.remote.health import remote_state
 
@@ -119,6 +121,12 @@ class ModelAdmin:
             with self.downloads.deleting(repo):
                 await self.manager.forget(entry.id, force=force)
                 freed = await asyncio.to_thread(self.catalog.hub.delete, repo, file)
+        elif entry.source == "hub" and entry.backend in SPEECH_BACKENDS and entry.repo:
+            # A speech model pulled from a hub: a Whisper or Coqui snapshot, or a Piper voice.
+            with self.downloads.deleting(entry.repo):
+                await self.manager.forget(entry.id, force=force)
+                tree, path = self.catalog.hub.repo_dir(entry.repo), self._deletable_hub(entry)
+                freed = await asyncio.to_thread(delete_hub_speech, tree, path)
         elif entry.backend == "hf" and entry.path is not None and entry.path.is_dir():
             # A checkpoint is a directory: the whole repo folder for a pulled one.
             if entry.source == "hub" and entry.repo is not None:
@@ -154,6 +162,14 @@ class ModelAdmin:
                     with contextlib.suppress(Lagged):
                         await changes.get()
         # Still stopping (its requests have not ended): forget() says so, with a 409.
+
+    def _deletable_hub(self, entry: ModelEntry) -> Path:
+        path = entry.path
+        if path is None or not path.exists():
+            raise BadRequest(
+                f"the model '{entry.id}' has no file to delete", param="model", code="no_file"
+            )
+        return path
 
     def _deletable_file(self, entry: ModelEntry) -> Path:
         path = entry.path

