@@ -75,6 +75,7 @@ class Job(Generic[R]):
         logprobs: tuple[TokenLogprob, ...] = (),
         finish_reason: FinishReason | None = None,
         tool_calls: tuple[ToolCallDelta, ...] = (),
+        stop_sequence: str | None = None,
     ) -> None:
         self.tokens_sent += tokens
         self.channel.send(
@@ -85,6 +86,7 @@ class Job(Generic[R]):
                 index=index,
                 logprobs=logprobs,
                 finish_reason=finish_reason,
+                stop_sequence=stop_sequence,
                 tool_calls=tool_calls,
             )
         )

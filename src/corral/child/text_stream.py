@@ -11,20 +11,37 @@ from collections.abc import Sequence
 
 
 class StopTextStream:
-    def __init__(self, stops: Sequence[str]) -> None:
-        self._stops = tuple(s for s in stops if s)
+    """``stops``: the request's stop strings; ``ends``: strings that end the text the same way
+    but are no stop sequence of the caller's (a chat template's end of turn), so a match of
+    one of them is not reported as ``stop_sequence``."""
+
+    def __init__(self, stops: Sequence[str], ends: Sequence[str] = ()) -> None:
+        self._requested = frozenset(s for s in stops if s)
+        self._stops = tuple(dict.fromkeys(s for s in (*stops, *ends) if s))
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._held = ""
-        self.stopped = False
+        self.matched: str | None = None
+        """The string that ended the text, once one has."""
+
+    @property
+    def stopped(self) -> bool:
+        return self.matched is not None
+
+    @property
+    def stop_sequence(self) -> str | None:
+        """The request's stop string that ended the text; None for none or a template end."""
+        return self.matched if self.matched in self._requested else None
 
     def push(self, data: bytes) -> str:
         """Add bytes; return the text that is now safe to send (empty once stopped)."""
         if self.stopped:
             return ""
         pending = self._held + self._decoder.decode(data)
-        cut = min((i for s in self._stops if (i := pending.find(s)) >= 0), default=-1)
-        if cut >= 0:
-            self.stopped = True
+        # The earliest match wins; at one position, the first string as the request lists it.
+        found = [(i, order) for order, s in enumerate(self._stops) if (i := pending.find(s)) >= 0]
+        if found:
+            cut, order = min(found)
+            self.matched = self._stops[order]
             self._held = ""
             return pending[:cut]
         keep = self._holdback(pending)

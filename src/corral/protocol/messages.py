@@ -253,6 +253,9 @@ class Delta(_Message):
     """One per token in ``tokens``, when the request asked for logprobs."""
     finish_reason: FinishReason | None = None
     """Set on a choice's last delta, when its sequence ended (the ``done`` frame ends all)."""
+    stop_sequence: str | None = None
+    """With ``finish_reason``: the request's stop string (``params.stop``) that ended the
+    choice; None when something else did (an end token, a template's end of turn, a limit)."""
     tool_calls: tuple[ToolCallDelta, ...] = ()
     """Tool calls parsed from the model's output; their markup is not in ``text``."""
 

@@ -35,6 +35,7 @@ class _Pending:
         "logprobs",
         "parts",
         "request_id",
+        "stop_sequence",
         "tokens",
     )
 
@@ -46,6 +47,7 @@ class _Pending:
         self.logprobs = list(delta.logprobs)
         self.calls = list(delta.tool_calls)
         self.finish_reason = delta.finish_reason
+        self.stop_sequence = delta.stop_sequence
 
     def merges(self, delta: Delta) -> bool:
         """Only text of the same choice merges, and nothing after the choice's end."""
@@ -57,6 +59,7 @@ class _Pending:
         self.logprobs.extend(delta.logprobs)
         self.calls.extend(delta.tool_calls)
         self.finish_reason = delta.finish_reason
+        self.stop_sequence = delta.stop_sequence
 
     def take(self) -> Delta:
         return Delta(
@@ -66,6 +69,7 @@ class _Pending:
             index=self.index,
             logprobs=tuple(self.logprobs),
             finish_reason=self.finish_reason,
+            stop_sequence=self.stop_sequence,
             tool_calls=tuple(self.calls),
         )
 

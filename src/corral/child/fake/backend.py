@@ -82,8 +82,11 @@ class FakeBackend:
             piece = f"tok{index}" if index == 0 and not first else f" tok{index}"
             produced += piece
             count += 1
-            hit = next((s for s in request.params.stop if s in produced), None)
+            found = [s for s in request.params.stop if s and s in produced]
+            hit = min(found, key=produced.find) if found else None
             if hit is not None:
+                # The piece holding the stop string is not sent; the choice's end says which.
+                job.emit("", 1, finish_reason="stop", stop_sequence=hit)
                 break
             job.emit(piece, 1)
             with self._count_lock:

@@ -80,6 +80,13 @@ class _Emitter(BaseStreamer):
             self._job.emit(rest, self._pending)
             self._pending = 0
 
+    def close(self, reason: FinishReason) -> None:
+        """The answer's last delta says how it ended, and which stop string ended it."""
+        if reason != "cancelled":
+            stop = self.text.stop_sequence
+            self._job.emit("", self._pending, finish_reason=reason, stop_sequence=stop)
+            self._pending = 0
+
     @property
     def finished(self) -> bool:
         return self.eos_hit or self.text.stopped or self._job.cancelled.is_set()
@@ -184,4 +191,5 @@ class ChatModel:
             reason = "cancelled"
         elif emitter.eos_hit or emitter.text.stopped:
             reason = "stop"
+        emitter.close(reason)
         return reason, Usage(prompt_tokens=len(prompt), completion_tokens=len(emitter.tokens))

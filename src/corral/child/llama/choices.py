@@ -113,7 +113,7 @@ def build_sequences(
                         job=job,
                         prompt=plan.tokens,
                         sampler=sampler,
-                        text=StopTextStream(params.stop + stops),
+                        text=StopTextStream(params.stop, ends=stops),
                         max_tokens=min(params.max_tokens or budget, budget),
                         cache_key=request.cache_key if len(plans) == 1 and j == 0 else None,
                         index=p_i * request.n + j,

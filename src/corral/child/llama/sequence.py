@@ -105,6 +105,7 @@ class Sequence:
             logprobs=logprobs,
             finish_reason=reason,
             tool_calls=tuple(calls or ()),
+            stop_sequence=self.text.stop_sequence if reason is not None else None,
         )
         self.pending_tokens = 0
 

@@ -34,6 +34,16 @@ def stop_reason(finish_reason: str | None, *, called: bool = False) -> str:
     return STOP_REASONS.get(finish_reason or "stop", "end_turn")
 
 
+def ending(choice: dict[str, Any], *, called: bool = False) -> dict[str, Any]:
+    """``stop_reason`` and ``stop_sequence`` from an OpenAI choice's ``finish_reason`` and
+    vLLM's ``stop_reason`` (the stop string that ended it, or null)."""
+    reason = stop_reason(choice.get("finish_reason"), called=called)
+    matched = choice.get("stop_reason")
+    if reason == "end_turn" and isinstance(matched, str):
+        return {"stop_reason": "stop_sequence", "stop_sequence": matched}
+    return {"stop_reason": reason, "stop_sequence": None}
+
+
 def usage(openai_usage: dict[str, Any] | None) -> dict[str, Any]:
     """Anthropic counts prompt tokens read from the cache apart from the others."""
     if not openai_usage:
@@ -79,8 +89,7 @@ def full_message(response: dict[str, Any]) -> dict[str, Any]:
         "role": "assistant",
         "model": response["model"],
         "content": content,
-        "stop_reason": stop_reason(choice["finish_reason"], called=bool(message.get("tool_calls"))),
-        "stop_sequence": None,
+        **ending(choice, called=bool(message.get("tool_calls"))),
         "usage": usage(response.get("usage")),
     }
 
@@ -154,7 +163,7 @@ async def message_events(
     a failure after the start is an ``error`` event (the status line has been sent)."""
     blocks = _Blocks()
     started = False
-    finish: str | None = None
+    finish: dict[str, Any] = {}  # the finishing choice
     counts: dict[str, Any] | None = None
     async with contextlib.aclosing(chunks):
         try:
@@ -169,7 +178,8 @@ async def message_events(
                 for piece in _chunk_events(chunk, blocks):
                     yield piece
                 for choice in chunk["choices"]:
-                    finish = choice.get("finish_reason") or finish
+                    if choice.get("finish_reason"):
+                        finish = choice
                 if chunk.get("usage"):
                     counts = chunk["usage"]
         except CorralError as exc:
@@ -180,10 +190,7 @@ async def message_events(
     yield event(
         {
             "type": "message_delta",
-            "delta": {
-                "stop_reason": stop_reason(finish, called=bool(blocks.tools)),
-                "stop_sequence": None,
-            },
+            "delta": ending(finish, called=bool(blocks.tools)),
             "usage": usage(counts),
         }
     )

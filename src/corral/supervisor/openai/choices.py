@@ -41,6 +41,8 @@ class Choice:
     parts: list[str] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
+    stop_sequence: str | None = None
+    """The request's stop string that ended the choice (vLLM's ``stop_reason``)."""
     calls: list[dict[str, Any]] = field(default_factory=list)
     """The tool calls made, in OpenAI's shape, assembled from their deltas."""
 
@@ -75,6 +77,7 @@ class Choices:
         choice.add_calls(delta.tool_calls)
         if delta.finish_reason is not None:
             choice.finish_reason = delta.finish_reason
+            choice.stop_sequence = delta.stop_sequence
 
     def answer(self, plan: ChoicePlan) -> list[Choice]:
         """The choices to return, in index order: with ``best_of``, the ``n`` of each prompt's

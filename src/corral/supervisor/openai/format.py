@@ -110,7 +110,14 @@ class ResponseIds:
                 {"message": chat_message(c)} if self.kind == "chat" else {"text": c.text}
             )
             rendered.append(
-                {"index": c.index, **body, "logprobs": logprobs, "finish_reason": reason}
+                {
+                    "index": c.index,
+                    **body,
+                    "logprobs": logprobs,
+                    "finish_reason": reason,
+                    # vLLM's field: the stop string that ended the choice, or null.
+                    "stop_reason": c.stop_sequence,
+                }
             )
         obj = "chat.completion" if self.kind == "chat" else "text_completion"
         return {**self._envelope(obj), "choices": rendered, "usage": usage_dict(done.usage)}
@@ -124,7 +131,11 @@ class ResponseIds:
         index: int = 0,
         logprobs: dict[str, Any] | None = None,
         calls: tuple[ToolCallDelta, ...] = (),
+        stop: str | None = None,
     ) -> dict[str, Any]:
+        """``stop``: with ``reason``, the stop string that ended the choice (``stop_reason``,
+        which vLLM sends on a choice's finishing chunk only)."""
+        ends = {} if reason is None else {"stop_reason": stop}
         if self.kind == "chat":
             delta: dict[str, Any] = {}
             if role:
@@ -138,9 +149,16 @@ class ResponseIds:
                 "delta": delta,
                 "logprobs": logprobs,
                 "finish_reason": reason,
+                **ends,
             }
             return {**self._envelope("chat.completion.chunk"), "choices": [choice]}
-        choice = {"index": index, "text": text or "", "logprobs": logprobs, "finish_reason": reason}
+        choice = {
+            "index": index,
+            "text": text or "",
+            "logprobs": logprobs,
+            "finish_reason": reason,
+            **ends,
+        }
         return {**self._envelope("text_completion"), "choices": [choice]}
 
     def delta_logprobs(self, delta: Delta, offset: int) -> dict[str, Any] | None:
@@ -200,7 +218,8 @@ async def chunks(
         if delta.finish_reason is not None and delta.index not in ended:
             ended.add(delta.index)
             end = None if ids.kind == "chat" else ""
-            yield ids.chunk(end, openai_reason(delta.finish_reason), index=delta.index)
+            reason = openai_reason(delta.finish_reason)
+            yield ids.chunk(end, reason, index=delta.index, stop=delta.stop_sequence)
     done = generation.done
     assert done is not None
     for index in range(count):  # choices whose child did not say how each ended
