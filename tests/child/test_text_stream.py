@@ -10,8 +10,11 @@ from corral.child.text_stream import StopTextStream
 
 def run(pieces: list[bytes], stops: list[str]) -> tuple[str, bool]:
     stream = StopTextStream(stops)
-    out = "".join(stream.push(p) for p in pieces)
-    return out + stream.flush(), stream.stopped
+    out = "".join(stream.push(p) for p in pieces) + stream.flush()
+    # The string named is one of the request's, and the text stopped right before it.
+    assert stream.stop_sequence == stream.matched
+    assert stream.matched is None or stream.matched in stops
+    return out, stream.stopped
 
 
 def test_stop_string_split_across_tokens_is_cut_and_never_leaks() -> None:
@@ -21,6 +24,43 @@ def test_stop_string_split_across_tokens_is_cut_and_never_leaks() -> None:
     assert stream.push(b"d|> more") == ""
     assert stream.stopped
     assert stream.flush() == ""
+
+
+def test_the_stop_string_that_ended_the_text_is_named() -> None:
+    stream = StopTextStream(["END", "<|x|>"])
+    assert stream.push(b"one <|") == "one "
+    assert stream.stop_sequence is None
+    assert stream.push(b"x|> two END") == ""
+    assert stream.matched == stream.stop_sequence == "<|x|>"
+
+
+def test_the_earliest_match_wins_and_at_one_place_the_first_listed() -> None:
+    stream = StopTextStream(["b c", "a", "b"])
+    assert stream.push(b"x b c a") == "x "
+    assert stream.stop_sequence == "b c"
+    tied = StopTextStream(["ab", "abc"])
+    assert tied.push(b"-abc") == "-"
+    assert tied.stop_sequence == "ab"
+
+
+def test_a_template_end_cuts_the_text_but_is_no_stop_sequence() -> None:
+    stream = StopTextStream(["STOP"], ends=["<|im_end|>"])
+    assert stream.push(b"answer<|im_end|> STOP") == "answer"
+    assert stream.stopped
+    assert stream.matched == "<|im_end|>"
+    assert stream.stop_sequence is None
+    # A string the request names itself is reported even when the template ends on it too.
+    both = StopTextStream(["<|im_end|>"], ends=["<|im_end|>"])
+    assert both.push(b"answer<|im_end|>") == "answer"
+    assert both.stop_sequence == "<|im_end|>"
+
+
+def test_text_that_ends_on_its_own_names_no_stop() -> None:
+    stream = StopTextStream(["END"], ends=["<|im_end|>"])
+    assert stream.push(b"almost EN") == "almost "
+    assert stream.flush() == "EN"
+    assert not stream.stopped
+    assert stream.matched is stream.stop_sequence is None
 
 
 def test_false_alarm_is_released() -> None:
@@ -49,5 +89,6 @@ def test_any_chunking_equals_cutting_the_whole_text(text: str, stops: list[str],
         # is always a prefix of the text that reaches at least to the earliest stop.
         assert text.startswith(got)
         assert len(got) >= len(expected)
+        assert any(text[len(got) :].startswith(s) for s in stops)
     else:
         assert got == expected

@@ -86,6 +86,7 @@ FROM_CHILD_EXAMPLES = [
         tool_calls=(ToolCallDelta(index=0, id="call_x", name="f", arguments="{}"),),
         finish_reason="tool_calls",
     ),
+    Delta(request_id="r1", text="", tokens=1, index=2, finish_reason="stop", stop_sequence="\n\n"),
     Done(
         request_id="r1", finish_reason="length", usage=Usage(prompt_tokens=1, completion_tokens=2)
     ),
@@ -217,3 +218,16 @@ def test_oversized_frame_in_one_chunk_names_its_request() -> None:
 def test_encode_refuses_frames_over_the_limit() -> None:
     with pytest.raises(ProtocolError, match="exceeds"):
         encode(Generate(request_id="r", prompt="x" * MAX_FRAME_BYTES))
+
+
+def test_a_choices_last_delta_names_the_stop_string_that_ended_it() -> None:
+    ended = Delta(request_id="r", text="", tokens=1, finish_reason="stop", stop_sequence="END")
+    decoded = decode(FROM_CHILD, encode(ended)[:-1])
+    assert isinstance(decoded, Delta)
+    assert (decoded.finish_reason, decoded.stop_sequence) == ("stop", "END")
+    with pytest.raises(Exception, match="frozen"):
+        decoded.stop_sequence = "other"  # type: ignore[misc]
+    # A delta that says nothing of it (any other delta, or an older child's) names none.
+    plain = decode(FROM_CHILD, b'{"type":"delta","request_id":"r","text":"x","tokens":1}')
+    assert isinstance(plain, Delta)
+    assert plain.stop_sequence is None

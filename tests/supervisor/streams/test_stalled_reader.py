@@ -36,6 +36,20 @@ async def test_unread_deltas_are_merged_into_one_piece_of_text() -> None:
     assert isinstance(await events.get(), Done)
 
 
+async def test_a_merged_choice_keeps_how_it_ended_and_its_stop_string() -> None:
+    events = RequestEvents()
+    events.put(Delta(request_id="r", text="one", tokens=1))
+    events.put(Delta(request_id="r", text=" two", tokens=1))
+    events.put(Delta(request_id="r", text="", tokens=1, finish_reason="stop", stop_sequence="END"))
+    events.put(Delta(request_id="r", text="x", tokens=1, index=1, finish_reason="length"))
+    merged, other = await events.get(), await events.get()
+    assert isinstance(merged, Delta)
+    assert isinstance(other, Delta)
+    assert (merged.text, merged.tokens, merged.finish_reason) == ("one two", 3, "stop")
+    assert merged.stop_sequence == "END"
+    assert (other.index, other.finish_reason, other.stop_sequence) == (1, "length", None)
+
+
 async def test_a_reader_stalled_past_the_limit_gets_an_error_and_later_frames_are_dropped() -> None:
     events = RequestEvents(max_pending_chars=100)
     assert events.put(Delta(request_id="r", text="x" * 60, tokens=1))
