@@ -69,6 +69,13 @@ def test_stop_sequences_max_tokens_and_refusals(supervisor: SupervisorFactory) -
     base = {"model": "fake", "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]}
     stopped = client.messages.create(**base, stop_sequences=[" tok3"])  # type: ignore[call-overload]
     assert stopped.content[0].text == "tok0 tok1 tok2"  # type: ignore[union-attr]
+    assert (stopped.stop_reason, stopped.stop_sequence) == ("stop_sequence", " tok3")
+    with client.messages.stream(**base, stop_sequences=["nope", " tok5"]) as stream:  # type: ignore[call-overload]
+        assert "".join(stream.text_stream) == "tok0 tok1 tok2 tok3 tok4"
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", " tok5")
+    unmatched = client.messages.create(**base, stop_sequences=["nope"])  # type: ignore[call-overload]
+    assert (unmatched.stop_reason, unmatched.stop_sequence) == ("end_turn", None)
     limited = client.messages.create(**{**base, "max_tokens": 2})  # type: ignore[call-overload]
     assert limited.content[0].text == "tok0 tok1"  # type: ignore[union-attr]
     assert limited.stop_reason == "max_tokens"

@@ -101,6 +101,8 @@ def test_stop_sequences_and_seed_reproducibility(supervisor: SupervisorFactory) 
     stopped = client.chat.completions.create(**base, stop=[" tok3"])  # type: ignore[call-overload]
     assert stopped.choices[0].message.content == "tok0 tok1 tok2"
     assert stopped.choices[0].finish_reason == "stop"
+    # vLLM's extra field, which the client keeps: the stop string that ended the choice.
+    assert (stopped.choices[0].model_extra or {}).get("stop_reason") == " tok3"
     limited = client.chat.completions.create(**base, max_tokens=2)  # type: ignore[call-overload]
     assert limited.choices[0].message.content == "tok0 tok1"
     assert limited.choices[0].finish_reason == "length"

@@ -79,14 +79,32 @@ async def test_max_tokens_stops_the_answer_and_says_so(app_client: AppClient) ->
 
 async def test_stop_sequences_and_the_system_prompt_reach_the_model(app_client: AppClient) -> None:
     client = await app_client()
-    stopped = await client.post("/v1/messages", json={**BODY, "stop_sequences": [" tok3"]})
-    assert (await stopped.json())["content"][0]["text"] == "tok0 tok1 tok2"
+    stopped = await client.post("/v1/messages", json={**BODY, "stop_sequences": ["zz", " tok3"]})
+    body = await stopped.json()
+    assert body["content"][0]["text"] == "tok0 tok1 tok2"
+    assert (body["stop_reason"], body["stop_sequence"]) == ("stop_sequence", " tok3")
+    missed = await client.post("/v1/messages", json={**BODY, "stop_sequences": ["zz"]})
+    assert (await missed.json())["stop_reason"] == "end_turn"
     # The fake model counts the words of every message: the system prompt is one more.
     system = await client.post("/v1/messages", json={**BODY, "system": "be brief please"})
     blocks = await client.post("/v1/messages", json={
         **BODY, "system": [{"type": "text", "text": "be brief please"}]})  # fmt: skip
     for response in (system, blocks):
         assert (await response.json())["usage"]["input_tokens"] == 4
+
+
+async def test_a_stream_cut_by_a_stop_sequence_names_it_in_message_delta(
+    app_client: AppClient,
+) -> None:
+    client = await app_client()
+    body = {**BODY, "stream": True, "stop_sequences": [" tok2"]}
+    events = sse_events(await (await client.post("/v1/messages", json=body)).read())
+    text = "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
+    assert text == "tok0 tok1"
+    (final,) = [e for e in events if e["type"] == "message_delta"]
+    assert final["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": " tok2"}
+    assert final["usage"]["output_tokens"] == 3  # the token that held the stop string counts
+    assert events[-1] == {"type": "message_stop"}
 
 
 async def test_a_final_assistant_message_is_a_prefill_the_answer_goes_on_from(

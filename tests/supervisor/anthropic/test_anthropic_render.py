@@ -18,8 +18,12 @@ ID, MODEL = "chatcmpl-abc", "m"
 USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "prompt_tokens_details": {"cached_tokens": 3}}
 
 
-def chunk(delta: dict[str, Any] | None = None, reason: str | None = None) -> dict[str, Any]:
+def chunk(
+    delta: dict[str, Any] | None = None, reason: str | None = None, stop: str | None = None
+) -> dict[str, Any]:
     choice = {"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": reason}
+    if reason is not None:  # vLLM's stop_reason, on the finishing chunk
+        choice["stop_reason"] = stop
     return {"id": ID, "object": "chat.completion.chunk", "model": MODEL, "choices": [choice]}
 
 
@@ -107,6 +111,37 @@ async def test_tool_call_fragments_become_tool_use_blocks_with_input_json_deltas
     assert got[10][1]["delta"] == {"type": "input_json_delta", "partial_json": '{"city": "Rome"}'}
     assert got[10][1]["index"] == 2
     assert got[12][1]["delta"]["stop_reason"] == "tool_use"
+
+
+async def test_a_stop_string_that_ended_the_stream_is_its_stop_sequence() -> None:
+    got = await events([chunk({"role": "assistant", "content": ""}), chunk({"content": "Hi"}),
+                        chunk(reason="stop", stop="\n\nHuman:"), usage_chunk()])  # fmt: skip
+    assert got[-2][1]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "\n\nHuman:"}
+    plain = await events([chunk({"content": "Hi"}), chunk(reason="stop"), usage_chunk()])
+    assert plain[-2][1]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+
+
+@pytest.mark.parametrize(
+    ("reason", "stop", "calls", "expected"),
+    [
+        ("stop", "END", False, ("stop_sequence", "END")),
+        ("stop", None, False, ("end_turn", None)),
+        ("length", None, False, ("max_tokens", None)),
+        # The turn ended in a call: that is what Anthropic says, whatever string cut it.
+        ("tool_calls", "END", True, ("tool_use", None)),
+    ],
+)
+def test_a_whole_answer_says_which_stop_sequence_ended_it(
+    reason: str, stop: str | None, calls: bool, expected: tuple[str, str | None]
+) -> None:
+    message: dict[str, Any] = {"role": "assistant", "content": "Hi"}
+    if calls:
+        message["tool_calls"] = [{"id": "call_1", "type": "function",
+                                  "function": {"name": "f", "arguments": "{}"}}]  # fmt: skip
+    response = _whole(message, reason)
+    response["choices"][0]["stop_reason"] = stop
+    rendered = full_message(response)
+    assert (rendered["stop_reason"], rendered["stop_sequence"]) == expected
 
 
 async def test_a_failure_mid_stream_is_an_error_event_in_anthropics_shape() -> None:
