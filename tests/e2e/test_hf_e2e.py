@@ -127,8 +127,15 @@ def test_seed_reproduces_and_stop_strings_cut(hf_sup: Supervisor) -> None:
     stopped = client.chat.completions.create(**args, seed=11, stop=[stop])  # type: ignore[call-overload]
     assert stopped.choices[0].message.content == cut
     assert stopped.choices[0].finish_reason == "stop"
-    streamed = client.chat.completions.create(**args, seed=11, stop=[stop], stream=True)  # type: ignore[call-overload]
+    assert (stopped.choices[0].model_extra or {}).get("stop_reason") == stop
+    streamed = list(client.chat.completions.create(**args, seed=11, stop=[stop], stream=True))  # type: ignore[call-overload]
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == cut
+    ends = [c.choices[0] for c in streamed if c.choices and c.choices[0].finish_reason]
+    assert [(e.finish_reason, (e.model_extra or {}).get("stop_reason")) for e in ends] == [
+        ("stop", stop)
+    ]
+    # Run to max_tokens, no stop string ended it.
+    assert (first.choices[0].model_extra or {}).get("stop_reason", "absent") is None
 
 
 def test_raw_completion_and_logit_bias_forces_a_token(hf_sup: Supervisor) -> None:
