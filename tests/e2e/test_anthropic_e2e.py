@@ -64,6 +64,35 @@ def test_the_demo_model_answers_whole_and_streamed(supervisor: SupervisorFactory
     assert cut.usage.output_tokens == 2
 
 
+@pytest.mark.demo
+@pytest.mark.skipif(not have_demo(), reason="the demo extra is not installed")
+def test_the_demo_models_answer_ends_at_a_stop_sequence_and_says_which(
+    supervisor: SupervisorFactory,
+) -> None:
+    client = anthropic_for(supervisor())
+    args = {
+        "model": DEMO,
+        "max_tokens": 40,
+        "extra_body": {"temperature": 0.0},
+        "messages": [{"role": "user", "content": "Count from 1 to 10, separated by commas."}],
+        "stop_sequences": ["7", "never said"],
+    }
+    whole = client.messages.create(**args)  # type: ignore[call-overload]
+    assert whole.content[0].type == "text"
+    text = whole.content[0].text
+    assert "6" in text, text
+    assert "7" not in text, text
+    assert (whole.stop_reason, whole.stop_sequence) == ("stop_sequence", "7")
+    with client.messages.stream(**args) as stream:  # type: ignore[call-overload]
+        assert "".join(stream.text_stream) == text
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "7")
+    # The chat template's end of turn ends an answer too, but it is no stop sequence.
+    short = client.messages.create(**{**args, "stop_sequences": ["never said"],  # type: ignore[call-overload]
+                                      "system": "Answer with one word."})  # fmt: skip
+    assert (short.stop_reason, short.stop_sequence) == ("end_turn", None)
+
+
 def test_stop_sequences_max_tokens_and_refusals(supervisor: SupervisorFactory) -> None:
     client = anthropic_for(supervisor())
     base = {"model": "fake", "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]}
