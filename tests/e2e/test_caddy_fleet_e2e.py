@@ -4,7 +4,9 @@ Each resumable stream lives in the memory of the node that runs it; Caddy routes
 request about a conversation (the POST with ``X-Conversation-Id``, the re-attach by path as
 the web UI sends it or by ``?conv_id=`` as llama-server clients do) to that node. Which node
 owns a conversation is read from the nodes themselves (``/v1/streams/lookup`` on each, not
-through Caddy), and the bytes a re-attach through Caddy replays must be the owner's.
+through Caddy), and the bytes a re-attach through Caddy replays must be the owner's. A
+browser is pinned to one node by a cookie instead, since its session and stored conversations
+are in that node's database.
 """
 
 from __future__ import annotations
@@ -225,4 +227,60 @@ def test_a_stopped_node_takes_only_its_own_streams_away(
             start(client, conv)
             assert owners(nodes, conv.cid) == [kept], conv.cid
             tail = replay(client, conv.cid, len(conv.first), way)
+            check_bytes(conv.first + tail, conv)
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_a_browser_stays_on_one_node_whatever_the_conversation(
+    fleet: tuple[list[Supervisor], Caddy],
+) -> None:
+    """The web UI's sign-in session and stored conversations live in one node's database, so
+    a browser is pinned by a cookie set on its first page load; an API client gets no pin."""
+    nodes, caddy = fleet
+    with https(caddy) as api:
+        models = api.get("/v1/models")
+        assert models.status_code == 200
+        assert "set-cookie" not in models.headers
+        page = api.get("/", headers={"Accept": "*/*"})
+        assert page.status_code == 200
+        assert "set-cookie" not in page.headers
+    with https(caddy) as browser:  # httpx keeps cookies as a browser does
+        page = browser.get("/", headers={"Accept": BROWSER_ACCEPT})
+        assert page.status_code == 200
+        pin = browser.cookies.get("corral_node")
+        assert pin is not None, page.headers
+        cookie = page.headers["set-cookie"]
+        for attribute in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+            assert attribute in cookie, cookie
+        # Later page loads keep the pin they have.
+        again = browser.get("/", headers={"Accept": BROWSER_ACCEPT})
+        assert "set-cookie" not in again.headers
+
+        saved = browser.post("/api/conversations", json={"id": "pinned-chat", "title": "mine"})
+        assert saved.status_code in {200, 201}, saved.text
+        convs = [Conversation(f"pinned-{k}", words=k + 1, tokens=20 + k) for k in range(8)]
+        for conv in convs:
+            start(browser, conv)
+            conv.owner = owners(nodes, conv.cid)[0]
+        home = {c.owner for c in convs}
+        assert len(home) == 1, f"one browser's streams went to nodes {home}"
+        (node,) = home
+        with nodes[node].http() as direct:
+            assert direct.get("/api/conversations/pinned-chat").status_code == 200
+        with nodes[1 - node].http() as direct:
+            assert direct.get("/api/conversations/pinned-chat").status_code == 404
+        # Everything the web UI does next reaches the same node: its conversation list, one
+        # lookup of all its streams together, and the re-attaches by path.
+        listed = browser.get("/api/conversations")
+        assert listed.status_code == 200
+        assert "pinned-chat" in {c["id"] for c in listed.json()["data"]}
+        lookup = browser.post(
+            "/v1/streams/lookup", json={"conversation_ids": [c.cid for c in convs]}
+        )
+        assert lookup.status_code == 200
+        assert {i["conversation_id"] for i in lookup.json()["data"]} == {c.cid for c in convs}
+        for conv in convs:
+            tail = replay(browser, conv.cid, len(conv.first), 0)
             check_bytes(conv.first + tail, conv)
