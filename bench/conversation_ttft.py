@@ -32,7 +32,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import llama_side
-from bench.batching import corral_stream, model_path
+from bench.batching import corral_stream, model_path, prompt
+from bench.streaming import stream_events
 from tests.support.supervisor_proc import Supervisor
 
 FACT = "The archive of the valley holds letters from many winters, each one about a river. "
@@ -58,9 +59,25 @@ def ttft(client: httpx.Client, messages: list[dict[str, str]], cid: str) -> floa
     return first - start
 
 
-def keep_busy(client: httpx.Client, i: int, stop: threading.Event) -> None:
+def keep_busy(
+    client: httpx.Client, i: int, stop: threading.Event, streaming: threading.Barrier
+) -> None:
+    """Stream request after request until ``stop``; meet at ``streaming`` once the first
+    request's first token came, so turn 2 is timed among streams that decode, not among
+    prompts still being read."""
+    body = {
+        "model": "bench",
+        "messages": [{"role": "user", "content": prompt(i)}],
+        "max_tokens": 64,
+        "temperature": 0,
+        "stream": True,
+    }
+    met = False
     while not stop.is_set():
-        corral_stream(client, i, 64)
+        for event in stream_events(client, body):
+            if not met and event.get("choices") and event["choices"][0]["delta"].get("content"):
+                met = True
+                streaming.wait()
 
 
 def turn_two(client: httpx.Client, history: str, busy: int, sides: list[str]) -> dict[str, float]:
@@ -77,11 +94,14 @@ def turn_two(client: httpx.Client, history: str, busy: int, sides: list[str]) ->
         {"role": "user", "content": "Which season do the letters come from?"},
     ]
     stop = threading.Event()
-    threads = [threading.Thread(target=keep_busy, args=(client, i, stop)) for i in range(busy)]
+    streaming = threading.Barrier(busy + 1)
+    threads = [
+        threading.Thread(target=keep_busy, args=(client, i, stop, streaming)) for i in range(busy)
+    ]
     for thread in threads:
         thread.start()
     try:
-        time.sleep(1.0)  # a benchmark, not a test: let the busy streams get going
+        streaming.wait(timeout=600)
         other = [
             {**messages[0], "content": f"You are a careful archivist ({uuid.uuid4().hex})."},
             *messages[1:],
@@ -148,6 +168,7 @@ def main() -> int:
                 )
                 for side, seconds in measured.items():
                     times[side].append(seconds)
+                    print(f"round {round_} {side}: {seconds * 1000:.0f} ms", flush=True)
     print(f"turn 2 TTFT with {args.busy} busy streams, ~{args.history} tokens of history (median):")
     labels = {
         "warm": "corral, kept in its slot",
