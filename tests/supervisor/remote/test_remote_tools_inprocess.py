@@ -9,7 +9,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.supervisor.conftest import AppClient, assert_openai_error
+from tests.supervisor.conftest import FAKE, AppClient, assert_openai_error
 from tests.support.fake_upstream import FakeUpstream, serving
 
 WEATHER = {
@@ -180,3 +180,17 @@ async def test_a_schema_keyword_no_grammar_enforces_is_refused_before_the_upstre
         where = "response_format.json_schema.schema.properties.n.minimum"
         assert_openai_error(await response.json(), code="unsupported_schema", param=where)
         assert upstream.generations == []
+
+
+async def test_tools_still_are_refused_by_name_for_a_fake_model_beside_a_remote_one(
+    app_client: AppClient,
+) -> None:
+    async with serving(FakeUpstream(calls=FRAGMENTS)) as upstream:
+        client = await app_client(models={**FAKE, **_preset(upstream.url)})
+        body = {"messages": ASK, "tools": [WEATHER], "tool_choice": "required"}
+        refused = await client.post("/v1/chat/completions", json={"model": "fake", **body})
+        assert refused.status == 400
+        assert_openai_error(await refused.json(), code="unsupported", param="tools")
+        served = await client.post("/v1/chat/completions", json={"model": "far", **body})
+        assert served.status == 200, await served.text()
+        assert (await served.json())["choices"][0]["finish_reason"] == "tool_calls"
