@@ -1,7 +1,12 @@
-"""Continuous batching: aggregate tokens/s of N concurrent streams through Corral, against one
-stream through Corral and one stream of llama-cpp-python in-process, alternating rounds.
+"""Continuous batching: aggregate tokens/s of N concurrent streams through Corral, against the
+same N streams through llama.cpp's `llama-server -np N`, one stream through Corral and one
+stream of llama-cpp-python in-process, alternating rounds.
 
     .venv/bin/python bench/batching.py [--model PATH] [--streams 8] [--rounds 3] [--max-tokens 96]
+
+llama-server is the cached build of `make llama-server` (skipped with a note when it is not
+built, or with --no-llama-server); it gets the same context per slot and thread count, and
+otherwise its defaults.
 
 Same model, prompts, sampling (temperature 0) and thread count on every side. Throughput is
 completion tokens over wall time from the first request to the last token (prefill included),
@@ -13,6 +18,7 @@ random GGUF of the tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -25,6 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import llama_side
 from bench.streaming import stream_events
 from tests.support.supervisor_proc import Supervisor
 
@@ -113,7 +120,11 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-llama-server", action="store_true")
     args = parser.parse_args()
+    with_server = not args.no_llama_server and llama_side.available()
+    if not with_server:
+        print("without llama-server (make llama-server builds it)")
 
     import llama_cpp
     import llama_cpp.llama_cpp as low_level
@@ -132,7 +143,7 @@ def main() -> int:
 
         low_level.llama_model_default_params = model_params
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         model = model_path(args.model, work)
         models_dir = work / "models"
@@ -147,7 +158,16 @@ def main() -> int:
         llama = llama_cpp.Llama(
             model_path=str(model), n_ctx=args.n_ctx, n_threads=args.threads, verbose=False
         )
+        server = None
+        if with_server:
+            server = stack.enter_context(
+                llama_side.running(
+                    model, slots=args.streams, n_ctx=args.n_ctx, threads=args.threads
+                )
+            )
         sup = Supervisor(data_dir=work / "data", models_dir=models_dir, config=config).start()
+        served: list[float] = []
+        served_ttft: list[float] = []
         many: list[float] = []
         many_ttft: list[float] = []
         one: list[float] = []
@@ -158,11 +178,19 @@ def main() -> int:
             with httpx.Client(base_url=sup.base_url, timeout=900) as client:
                 corral_stream(client, 0, 4)  # load the model and warm both sides
                 inprocess_stream(llama, 0, 4)
+                if server is not None:
+                    corral_stream(server, 0, 4)
                 for round_ in range(args.rounds):
-                    sides = ["many", "one", "inproc"]
+                    sides = ["many", "one", "inproc", *(["server"] if server else [])]
                     # Rotate the order so drift on a shared machine hits every side alike.
-                    for side in sides[round_ % 3 :] + sides[: round_ % 3]:
-                        if side == "many":
+                    turn = round_ % len(sides)
+                    for side in sides[turn:] + sides[:turn]:
+                        if side == "server":
+                            assert server is not None
+                            tps, ttft = concurrent(server, args.streams, args.max_tokens)
+                            served.append(tps)
+                            served_ttft.append(ttft)
+                        elif side == "many":
                             tps, ttft = concurrent(client, args.streams, args.max_tokens)
                             many.append(tps)
                             many_ttft.append(ttft)
@@ -180,8 +208,16 @@ def main() -> int:
     print(
         f"corral {args.streams} streams: {med(many):7.2f} tok/s aggregate, TTFT median {med(many_ttft) * 1000:7.1f} ms"
     )
+    if served:
+        print(
+            f"llama-server -np {args.streams}: {med(served):7.2f} tok/s aggregate, TTFT median {med(served_ttft) * 1000:7.1f} ms"
+        )
     print(f"corral 1 stream:  {med(one):7.2f} tok/s, TTFT {med(one_ttft) * 1000:7.1f} ms")
     print(f"in-process 1:     {med(inproc):7.2f} tok/s, TTFT {med(inproc_ttft) * 1000:7.1f} ms")
+    if served:
+        print(
+            f"ratio corral / llama-server, {args.streams} streams: x{med(many) / med(served):.2f}"
+        )
     print(f"ratio {args.streams} streams / corral 1 stream: x{med(many) / med(one):.2f}")
     print(f"ratio {args.streams} streams / in-process 1 stream: x{med(many) / med(inproc):.2f}")
     print(f"ratio corral 1 stream / in-process 1 stream: x{med(one) / med(inproc):.3f}")

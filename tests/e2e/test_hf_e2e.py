@@ -243,14 +243,14 @@ def test_embedding_refusals_are_400s(hf_sup: Supervisor) -> None:
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="tiny/chat", messages=HELLO, tools=[tool])  # type: ignore[arg-type,list-item]
-    assert (caught.value.code, caught.value.param) == ("unknown_parameter", "tools")
+    assert (caught.value.code, caught.value.param) == ("unsupported", "tools")
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
             model="tiny/chat",
             messages=HELLO,
             response_format={"type": "json_object"},  # type: ignore[arg-type]
         )
-    assert (caught.value.code, caught.value.param) == ("unknown_parameter", "response_format")
+    assert (caught.value.code, caught.value.param) == ("unsupported", "response_format")
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="tiny/chat", messages=HELLO, logprobs=True)  # type: ignore[arg-type]
     assert (caught.value.code, caught.value.param) == ("unsupported", "logprobs")

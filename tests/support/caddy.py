@@ -14,7 +14,7 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from tests.support.supervisor_proc import wait_until
 REPO = Path(__file__).resolve().parents[2]
 CADDYFILE = REPO / "caddy" / "Caddyfile"
 CADDYFILE_INTERNAL = REPO / "caddy" / "Caddyfile.internal"
+CADDYFILE_FLEET = REPO / "caddy" / "Caddyfile.fleet"
 DOMAIN = "corral.example.test"
 TOOL_TIMEOUT = 60
 
@@ -104,7 +105,7 @@ def the_server(config: dict[str, Any]) -> dict[str, Any]:
     return server
 
 
-def runnable_config(caddyfile: Path, env: dict[str, str], upstream: int) -> str:
+def runnable_config(caddyfile: Path, env: dict[str, str], upstream: int | Sequence[int]) -> str:
     """The shipped Caddyfile as JSON, moved onto loopback port 0 with no side effects: no admin
     endpoint, no :80 redirect server, no CA installed into the system trust store. Only the
     listener, the upstream port and those side effects change; every handler stays as shipped."""
@@ -116,7 +117,8 @@ def runnable_config(caddyfile: Path, env: dict[str, str], upstream: int) -> str:
     # still come from the shipped `tls` settings (the local CA for Caddyfile.internal).
     server["tls_connection_policies"] = [{}]
     server["automatic_https"] = {"disable_redirects": True}
-    the_handler(config, "reverse_proxy")["upstreams"] = [{"dial": f"127.0.0.1:{upstream}"}]
+    ports = [upstream] if isinstance(upstream, int) else list(upstream)
+    the_handler(config, "reverse_proxy")["upstreams"] = [{"dial": f"127.0.0.1:{p}"} for p in ports]
     config["apps"]["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
     return json.dumps(config)
 
@@ -157,9 +159,14 @@ class Caddy:
 
 @contextlib.contextmanager
 def running_caddy(
-    workdir: Path, upstream: int, *, caddyfile: Path = CADDYFILE_INTERNAL, timeout: float = 30.0
+    workdir: Path,
+    upstream: int | Sequence[int],
+    *,
+    caddyfile: Path = CADDYFILE_INTERNAL,
+    timeout: float = 30.0,
 ) -> Iterator[Caddy]:
-    """Caddy with ``caddyfile`` in front of ``127.0.0.1:upstream`` until the block ends.
+    """Caddy with ``caddyfile`` in front of ``127.0.0.1:upstream`` until the block ends (of each
+    port in turn for several upstreams, which replace the shipped Caddyfile's nodes).
 
     Ready means a TLS handshake that verifies against Caddy's own root succeeds, which needs
     no upstream: usable from an async fixture whose event loop serves the upstream."""

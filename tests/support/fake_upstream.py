@@ -1,6 +1,9 @@
 """A small OpenAI-compatible upstream for the remote-model tests: an aiohttp app on loopback
 whose answers a test scripts (stream, 5xx or 4xx before the first byte, a stream cut off).
 
+With ``calls`` set, a chat answer streams those ``delta.tool_calls`` fragments instead of its
+words and ends with ``finish_reason: "tool_calls"``.
+
 It records every request (path, body, Authorization header), so tests see which replica
 served what and with which key.
 """
@@ -31,6 +34,7 @@ class FakeUpstream:
     listed: tuple[str, ...] = ("up-model",)  # what /v1/models answers
     probe_status: int = 200  # /v1/models' status, so a test can keep a replica ejected
     drop: int = 0  # generations to drop without an answer, as a server closing a kept-alive one
+    calls: list[list[dict[str, Any]]] = field(default_factory=list)  # per chunk: its tool_calls
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -87,6 +91,8 @@ class FakeUpstream:
         chat = request.path.endswith("/chat/completions")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        if chat and self.calls:
+            return await self._call(response)
         for i, word in enumerate(self.words):
             choice: dict[str, Any] = {"index": 0, "finish_reason": None}
             if chat:
@@ -105,6 +111,21 @@ class FakeUpstream:
         last["delta" if chat else "text"] = {} if chat else ""
         usage = {"prompt_tokens": 11, "completion_tokens": len(self.words), "total_tokens": 0}
         for chunk in ({"choices": [last]}, {"choices": [], "usage": usage}):
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def _call(self, response: web.StreamResponse) -> web.StreamResponse:
+        chunks: list[dict[str, Any]] = [
+            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]}
+        ]
+        for fragments in self.calls:
+            delta = {"tool_calls": fragments}
+            chunks.append({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        usage = {"prompt_tokens": 20, "completion_tokens": len(self.calls), "total_tokens": 0}
+        chunks.append({"choices": [], "usage": usage})
+        for chunk in chunks:
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
         return response

@@ -173,8 +173,12 @@ class Settings(BaseSettings):
     n_ctx: int = Field(default=4096, ge=16)
     n_threads: int | None = Field(default=None, ge=1, description="default: physical cores")
     n_gpu_layers: int | None = Field(default=None, description="default: all on a GPU build")
-    parallel: int = Field(
-        default=8, ge=1, le=256, description="requests a llama model decodes together"
+    parallel: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="requests a llama model decodes together; default: 8, fewer if their KV "
+        "would not fit the memory budget",
     )
     kv_park_bytes: int = Field(
         default=256 << 20, ge=0, description="host memory for idle conversations' KV, per model"

@@ -68,7 +68,9 @@ def test_chunks_give_text_logprobs_finish_and_usage() -> None:
     assert (piece.index, piece.text, piece.tokens) == (1, "Hi", 1)
     assert piece.logprobs[0].bytes == (72, 105)
     assert piece.logprobs[0].top[0].logprob == -0.5
-    (end,) = reader.read({"choices": [{"index": 1, "delta": {}, "finish_reason": "tool_calls"}]})
+    (end,) = reader.read(
+        {"choices": [{"index": 1, "delta": {}, "finish_reason": "content_filter"}]}
+    )
     assert end.finish_reason == "stop"
     assert end.tokens == 0
     reader.read(

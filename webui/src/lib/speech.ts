@@ -42,10 +42,11 @@ export async function transcribe(audio: Blob, model: string): Promise<string> {
 }
 
 async function speechResponse(text: string, model: string): Promise<Response> {
+  await voicePrefs.ready();
   const res = await rawFetch('/v1/audio/speech', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ ...voicePrefs.pick(model), input: text, speed: Math.min(4, Math.max(0.25, Number(voicePrefs.speed) || 1)), response_format: 'mp3' }),
+    body: JSON.stringify({ ...voicePrefs.pick(model), input: text, response_format: 'mp3' }),
   });
   if (!res.ok) throw await failure(res);
   return res;

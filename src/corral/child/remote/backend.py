@@ -112,6 +112,7 @@ class RemoteBackend:
                         index=piece.index,
                         logprobs=piece.logprobs,
                         finish_reason=piece.finish_reason,
+                        tool_calls=piece.tool_calls,
                     )
         except (httpx.TransportError, json.JSONDecodeError) as exc:
             error = f"{replica.name} broke off the stream: {type(exc).__name__}: {exc}"

@@ -48,6 +48,7 @@ from corral.supervisor.models.hf_entries import (
     hf_footprint,
 )
 from corral.supervisor.models.hub_speech import scan_hub
+from corral.supervisor.models.parallelism import FALLBACK_KV_BYTES_PER_TOKEN, Parallelism
 from corral.supervisor.models.sampling_defaults import DEMO_SAMPLING, from_gguf, layered
 from corral.supervisor.remote.command import remote_command
 from corral.supervisor.settings import DEMO_MODEL_ID, ModelPreset, SamplingDefaults, Settings
@@ -56,9 +57,6 @@ log = logging.getLogger("corral.catalog")
 
 MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 DEFAULT_ALIASES = frozenset({"", "default"})
-# The KV-cache cost per context token when a model's header does not say (no file yet, a
-# fake model, an architecture without attention numbers): an upper-ish figure for small models.
-FALLBACK_KV_BYTES_PER_TOKEN = 32 << 10
 # What `Catalog.apply` takes in on a reload.
 CATALOG_SETTINGS = (
     "models",
@@ -152,6 +150,7 @@ def _inside(path: Path, root: Path) -> bool:
 class Catalog:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._parallelism = Parallelism.measured(settings)
         self.models_dir = settings.resolved_models_dir
         self.hub = HubCache(hub_cache_dir(settings.data_dir))
         self._demo_dir = settings.data_dir / "demo"
@@ -308,7 +307,10 @@ class Catalog:
         return entry.size_bytes + shape.runtime_bytes(n_ctx, FALLBACK_KV_BYTES_PER_TOKEN) + parked
 
     def parallel(self, entry: ModelEntry) -> int:
-        return entry.preset.parallel or self._settings.parallel
+        path = self._header_path(entry)
+        shape = UNKNOWN_SHAPE if path is None else self._header(path)[0]
+        size, parked = entry.size_bytes, self.park_bytes(entry)
+        return self._parallelism.slots(entry.preset, self._settings, shape, size, parked)
 
     def park_bytes(self, entry: ModelEntry) -> int:
         preset = entry.preset.kv_park_bytes

@@ -3,8 +3,8 @@
 The request models declare these fields (so that their names are not "unknown") and accept a
 value that asks for nothing (``store: false``, ``service_tier: "auto"``, ``modalities:
 ["text"]``); anything else is refused here, never quietly ignored. Fields only the llama
-engine serves (several choices, logprobs, echo, fill-in-the-middle) are refused for the other
-backends by ``refuse_for_backend``.
+engine serves (several choices, logprobs, echo, fill-in-the-middle, tools, grammars) are
+refused for the local backends by ``refuse_for_backend``; a remote model passes them on.
 """
 
 from __future__ import annotations
@@ -49,8 +49,12 @@ def check_chat_fields(fields: Mapping[str, Any]) -> None:
 
 def refuse_for_backend(backend: str, asks: Mapping[str, object]) -> None:
     """The llama engine serves ``asks`` (fields set to ask for something), and a remote
-    model passes them to its upstream, which honours them or refuses them by name; others
-    refuse."""
+    model passes them to its upstream (tools, tool history and grammars included), which
+    honours them or refuses them by name; others (hf, fake) refuse.
+
+    A JSON schema's keywords are checked for every backend before this (``structured``):
+    engines differ in what their guided decoding enforces and several ignore a keyword
+    quietly, so a remote model is held to what the grammar can enforce, as a local one."""
     if backend in ("llama", "remote") or not asks:
         return
     name = next(iter(asks))
