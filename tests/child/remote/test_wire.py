@@ -122,3 +122,19 @@ def test_a_json_schema_goes_upstream_as_openais_response_format() -> None:
         "type": "json_schema",
         "json_schema": {"name": "response", "schema": schema, "strict": True},
     }
+
+
+def test_the_upstreams_stop_string_is_passed_on_and_a_stop_token_id_is_not() -> None:
+    reader = ChunkReader()
+    (by_string,) = reader.read(
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "stop_reason": "7"}]}
+    )
+    assert (by_string.finish_reason, by_string.stop_sequence) == ("stop", "7")
+    (by_token,) = reader.read(
+        {"choices": [{"index": 1, "delta": {}, "finish_reason": "stop", "stop_reason": 151645}]}
+    )
+    assert (by_token.finish_reason, by_token.stop_sequence) == ("stop", None)
+    (going_on,) = reader.read(
+        {"choices": [{"index": 2, "delta": {"content": "x"}, "stop_reason": "7"}]}
+    )
+    assert going_on.stop_sequence is None

@@ -113,6 +113,7 @@ class RemoteBackend:
                         logprobs=piece.logprobs,
                         finish_reason=piece.finish_reason,
                         tool_calls=piece.tool_calls,
+                        stop_sequence=piece.stop_sequence,
                     )
         except (httpx.TransportError, json.JSONDecodeError) as exc:
             error = f"{replica.name} broke off the stream: {type(exc).__name__}: {exc}"

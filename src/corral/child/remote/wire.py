@@ -134,6 +134,7 @@ class Piece:
     logprobs: tuple[TokenLogprob, ...] = ()
     finish_reason: FinishReason | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
+    stop_sequence: str | None = None
 
 
 @dataclass
@@ -171,9 +172,13 @@ class ChunkReader:
             finish = _FINISH.get(raw_finish, "stop") if raw_finish else None
             if finish is not None:
                 self.finish[index] = finish
+            # vLLM's and Corral's stop_reason: the stop string that ended the choice (vLLM
+            # puts a stop token's id there too, which names no string).
+            matched = choice.get("stop_reason")
+            stop = matched if finish is not None and isinstance(matched, str) else None
             tokens = len(logprobs) if logprobs else (1 if text or calls else 0)
             if text or logprobs or calls or finish is not None:
-                pieces.append(Piece(index, text, tokens, logprobs, finish, calls))
+                pieces.append(Piece(index, text, tokens, logprobs, finish, calls, stop))
         return pieces
 
     def _calls(self, choice: int, raw: Any) -> tuple[ToolCallDelta, ...]:
