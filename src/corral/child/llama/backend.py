@@ -9,7 +9,6 @@ Requests beyond the slots wait in the runtime's queue, in order.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,7 +17,7 @@ from llama_cpp._internals import LlamaContext, LlamaModel
 
 from corral.child.llama.choices import build_sequences, outcome, prompt_plans
 from corral.child.llama.engine import Engine
-from corral.child.llama.machine import default_gpu_layers, default_threads, extra_buffers_work
+from corral.child.llama.machine import default_threads, gpu_layers, load_model
 from corral.child.llama.parking import Parking
 from corral.child.llama.prompt import Prompter
 from corral.child.runtime import Job, RequestFailed, SlotStats
@@ -55,15 +54,8 @@ class LlamaBackend:
         self.concurrency = self.parallel
 
     def load(self, progress: Callable[[float, str], None]) -> Ready:
-        if not os.path.isfile(self.model_path):
-            raise FileNotFoundError(self.model_path)
         progress(0.0, "loading weights")
-        llama_cpp.llama_backend_init()
-        model_params = llama_cpp.llama_model_default_params()
-        layers = self.n_gpu_layers if self.n_gpu_layers is not None else default_gpu_layers()
-        model_params.n_gpu_layers = 0x7FFFFFFF if layers < 0 else layers
-        model_params.use_extra_bufts = extra_buffers_work()
-        model = LlamaModel(path_model=self.model_path, params=model_params, verbose=False)
+        model = load_model(self.model_path, self.n_gpu_layers)
         threads = self.n_threads or default_threads()
         n_batch = min(self.n_batch, self.n_ctx)
         params = llama_cpp.llama_context_default_params()
@@ -93,7 +85,7 @@ class LlamaBackend:
         self._engine.start()
         log.info(
             "llama: %d slots of %d tokens, %d threads, %d GPU layers",
-            self.parallel, self.n_ctx, threads, layers,
+            self.parallel, self.n_ctx, threads, gpu_layers(self.n_gpu_layers),
         )  # fmt: skip
         progress(1.0, "ready")
         return Ready(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import ctypes
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp._internals import LlamaContext, LlamaModel
 
-from corral.child.llama.machine import default_gpu_layers, default_threads, extra_buffers_work
+from corral.child.llama.machine import default_threads, load_model
 from corral.child.runtime import EncodeJob, Job, RequestFailed
 from corral.protocol import MAX_FRAME_BYTES
 from corral.protocol.messages import ChildKind, Embed, Embeddings, FinishReason, Ready, Usage
@@ -93,15 +92,8 @@ class LlamaEmbedder:
     _encoder_only: bool = field(default=False, init=False)
 
     def load(self, progress: Callable[[float, str], None]) -> Ready:
-        if not os.path.isfile(self.model_path):
-            raise FileNotFoundError(self.model_path)
         progress(0.0, "loading weights")
-        llama_cpp.llama_backend_init()
-        model_params = llama_cpp.llama_model_default_params()
-        layers = self.n_gpu_layers if self.n_gpu_layers is not None else default_gpu_layers()
-        model_params.n_gpu_layers = 0x7FFFFFFF if layers < 0 else layers
-        model_params.use_extra_bufts = extra_buffers_work()
-        model = LlamaModel(path_model=self.model_path, params=model_params, verbose=False)
+        model = load_model(self.model_path, self.n_gpu_layers)
         pooling = self.pooling or gguf_pooling(model.metadata())
         self.n_ctx = min(self.n_ctx, model.n_ctx_train() or self.n_ctx)
         threads = self.n_threads or default_threads()

@@ -6,6 +6,7 @@ import os
 
 import llama_cpp
 import psutil
+from llama_cpp._internals import LlamaModel
 
 
 def default_threads() -> int:
@@ -34,3 +35,21 @@ def extra_buffers_work() -> bool:
             return " amx_tile" not in info.read()
     except OSError:
         return True
+
+
+def gpu_layers(asked: int | None) -> int:
+    """How many layers go to the GPU: as asked, else the build's default."""
+    return asked if asked is not None else default_gpu_layers()
+
+
+def load_model(path: str, n_gpu_layers: int | None) -> LlamaModel:
+    """The GGUF's weights, offloaded as this machine allows: every layer on a GPU build unless
+    ``n_gpu_layers`` says otherwise (-1: all), and no AMX buffers where they would fault."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(path)
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_default_params()
+    layers = gpu_layers(n_gpu_layers)
+    params.n_gpu_layers = 0x7FFFFFFF if layers < 0 else layers
+    params.use_extra_bufts = extra_buffers_work()
+    return LlamaModel(path_model=path, params=params, verbose=False)
