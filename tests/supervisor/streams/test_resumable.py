@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
-from corral.supervisor.streams.resumable import Streams, with_event_id
+from corral.supervisor.streams.framing import with_event_id
+from corral.supervisor.streams.resumable import Streams
 from corral.supervisor.streams.sessions import SessionRegistry
 
 

@@ -1,7 +1,8 @@
 """``POST /api/chat`` and ``POST /api/generate``: translate, run through the OpenAI path's
 ``respond`` (auth, model permissions, analytics, metrics, keep-alive and the KV cache hint
 apply alike) and render Ollama's shape. A request with no messages (or no prompt) only loads
-or unloads its model, as in Ollama."""
+or unloads its model, as in Ollama. A streamed one with ``X-Conversation-Id`` is a resumable
+stream like ``/v1``'s, stored and replayed as NDJSON."""
 
 from __future__ import annotations
 
@@ -68,14 +69,6 @@ async def generate(request: web.Request) -> web.StreamResponse:
 
 
 async def _run(request: web.Request, shape: Shape, translated: Translated) -> web.StreamResponse:
-    if translated.body.stream and "X-Conversation-Id" in request.headers:
-        # The stream sessions store and replay SSE events (an id line each, errors as SSE
-        # events): NDJSON in them would come back corrupted. Refused, not silently dropped.
-        raise refuse(
-            "X-Conversation-Id",
-            "resumable streams are served on /v1 (SSE); an Ollama stream is not resumable. "
-            "Leave the header out, or send stream: false (the id then only picks the KV cache)",
-        )
     response = await respond(request, translated.kind, translated.body, ollama_dialect(shape))
     if translated.body.stream or not isinstance(response, web.Response):
         return response

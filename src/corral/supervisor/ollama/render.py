@@ -103,6 +103,7 @@ def ollama_dialect(shape: Shape) -> Dialect:
         stream=lambda events: stream(shape, events),
         headers=NDJSON,
         always_usage=True,
+        framing="ndjson",
     )
 
 

@@ -258,6 +258,8 @@ class Dialect:
     always_usage: bool = False
     """Ask ``chunks`` for the usage chunk whatever the request said (dialects that always
     report token counts)."""
+    framing: Literal["sse", "ndjson"] = "sse"
+    """How a resumable stream stores and replays ``stream``'s bytes (``streams.framing``)."""
 
 
 OPENAI = Dialect(full=lambda response: response, stream=sse_events, headers={})

@@ -214,7 +214,7 @@ async def _resumable(
     """A stream that survives its client: a producer task fills the session, we follow it."""
     streams = request.app[STREAMS]
     request[FACTS].conversation_id = cid
-    session = await streams.open(cid, owner_of(request), generation.entry.id)
+    session = await streams.open(cid, owner_of(request), generation.entry.id, dialect.framing)
     ids = new_ids(kind, generation.request_id, generation.entry, body)
     ping = request.app[SETTINGS].current.sse_ping_interval
     # Attached before the producer runs: offset 0 is then always ours to read, however fast

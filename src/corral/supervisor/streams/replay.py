@@ -3,7 +3,8 @@
 The ring holds the response body as the generation wrote it. A generation that was stopped or
 failed never wrote its ``[DONE]``, and a reader that fell further behind than the ring holds
 cannot be given the bytes it missed. Either way the reader is told so in the stream itself,
-with an SSE error event and ``[DONE]``, since its status line went out long ago: an empty 200,
+in the session's framing (an SSE error event and ``[DONE]``, or an NDJSON ``{"error": ...}``
+line), since its status line went out long ago: an empty 200,
 or a JSON error body written into an event stream, tells a client nothing it can act on.
 """
 
@@ -13,9 +14,11 @@ import contextlib
 from collections.abc import AsyncGenerator
 
 from corral.supervisor.errors import CorralError, ServiceUnavailable
-from corral.supervisor.http.sse import DONE_EVENT, sse_error
 from corral.supervisor.streams.ring import OffsetGone
 from corral.supervisor.streams.sessions import StreamSession
+
+# Enough of the stream's end to hold its last event or line (a final line, an error).
+_TAIL = 8 << 10
 
 
 class StreamStopped(CorralError):
@@ -39,24 +42,24 @@ def ending_for(session: StreamSession) -> CorralError | None:
 async def replay(
     session: StreamSession, chunks: AsyncGenerator[bytes, None]
 ) -> AsyncGenerator[bytes, None]:
-    """``chunks`` (from ``session.follow``), with an error event where the answer is cut short."""
-    last = b""
+    """``chunks`` (from ``session.follow``), with an error where the answer is cut short."""
+    framing = session.framing
+    tail = b""
     async with contextlib.aclosing(chunks):
         try:
             async for chunk in chunks:
                 if chunk:
-                    last = chunk
+                    tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (tail + chunk)[-_TAIL:]
                 yield chunk
         except OffsetGone:
-            yield sse_error(
-                CorralError(
-                    "this reader fell further behind than the stream buffer holds; look the "
-                    "stream up and re-attach, or send the request again",
-                    code="offset_gone",
-                )
+            gone = CorralError(
+                "this reader fell further behind than the stream buffer holds; look the "
+                "stream up and re-attach, or send the request again",
+                code="offset_gone",
             )
-            yield DONE_EVENT
+            for event in framing.error(gone):
+                yield event
             return
-    if not last.endswith(DONE_EVENT) and (error := ending_for(session)) is not None:
-        yield sse_error(error)
-        yield DONE_EVENT
+    if not framing.ended(tail) and (error := ending_for(session)) is not None:
+        for event in framing.error(error):
+            yield event

@@ -1,9 +1,10 @@
-"""Resumable generations: the SSE body goes into a session that outlives the client.
+"""Resumable generations: the streamed body goes into a session that outlives the client.
 
-A producer task owns the generation and appends every byte of the response body (events,
-each with an ``id:`` that is the byte offset after it, and idle ``: ping`` comments) to the
-conversation's session. Clients, the original one included, are only followers of that
-session, so a disconnect ends a follower, never the generation.
+A producer task owns the generation and appends every byte of the response body to the
+conversation's session, framed as its dialect asks (``framing``: SSE events each with an
+``id:`` that is the byte offset after it, or NDJSON lines as they are). Clients, the
+original one included, are only followers of that session, so a disconnect ends a
+follower, never the generation.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from corral.supervisor.errors import (
     RangeNotSatisfiable,
     ServiceUnavailable,
 )
-from corral.supervisor.http.sse import DONE_EVENT, sse_error
 from corral.supervisor.models.generation import Generation
-from corral.supervisor.openai.format import PING
+from corral.supervisor.streams.framing import FramingName, framing_named
 from corral.supervisor.streams.quota import OwnerQuota
 from corral.supervisor.streams.replay import replay
 from corral.supervisor.streams.ring import OffsetAhead, OffsetGone, StreamOffsetError
@@ -41,21 +41,6 @@ from corral.supervisor.streams.sessions import (
 )
 
 log = logging.getLogger("corral.streams")
-
-_ID_LINE_OVERHEAD = len(b"id: \n")
-
-
-def with_event_id(event: bytes, offset: int) -> bytes:
-    """Prefix ``event`` (which starts at ``offset``) with ``id: <offset after the event>``.
-
-    The id line is part of the event, so its own length counts; the digits are solved for.
-    """
-    digits = len(str(offset + len(event) + _ID_LINE_OVERHEAD))
-    while True:
-        end = offset + _ID_LINE_OVERHEAD + digits + len(event)
-        if len(str(end)) == digits:
-            return b"id: %d\n" % end + event
-        digits += 1
 
 
 def conversation_id(raw: str) -> str:
@@ -105,11 +90,13 @@ class Streams:
     quota: OwnerQuota | None = None
     _producers: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def open(self, cid: str, owner: str | None, model: str) -> StreamSession:
+    async def open(
+        self, cid: str, owner: str | None, model: str, framing: FramingName = "sse"
+    ) -> StreamSession:
         if self.quota is not None:
             self.quota.admit(cid, owner)
         try:
-            return await self.registry.create(cid, owner, model)
+            return await self.registry.create(cid, owner, model, framing_named(framing))
         except SessionOwnedByOther:
             # As for every other route: another owner's session is indistinguishable from
             # none. A 409 told a caller that the id exists.
@@ -179,14 +166,14 @@ class Streams:
             except CorralError as exc:
                 started.set_exception(exc)
                 # A reader that re-attaches learns why, as the POST did from its status.
-                session.append(with_event_id(sse_error(exc), session.end))
-                session.append(with_event_id(DONE_EVENT, session.end))
+                for event in session.framing.error(exc):
+                    session.append(session.framing.stored(event, session.end))
                 await body.aclose()
                 return
             started.set_result(None)
             async with contextlib.aclosing(body):
                 async for chunk in body:
-                    session.append(chunk if chunk == PING else with_event_id(chunk, session.end))
+                    session.append(session.framing.stored(chunk, session.end))
             state = "done" if generation.done is not None else "failed"
         except asyncio.CancelledError:
             state = "cancelled"

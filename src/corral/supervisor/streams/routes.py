@@ -1,7 +1,8 @@
 """Routes to re-attach to, look up and stop resumable streams (llama.cpp server's routes).
 
 The id is in the path (``/v1/stream/{id}``) or, as llama-server takes it, in the query
-(``/v1/stream?conv_id={id}``); either way it may contain ``/`` (``conv/model``).
+(``/v1/stream?conv_id={id}``); either way it may contain ``/`` (``conv/model``). A replay
+answers in the framing its session was opened with: SSE, or NDJSON for an Ollama stream.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ async def reattach(request: web.Request) -> web.StreamResponse:
     streams = request.app[STREAMS]
     session = streams.get(_stream_id(request), owner_of(request))
     chunks = follow(session, _offset(request))  # offset errors are HTTP errors, before any byte
-    return await send_sse(request, chunks)
+    return await send_sse(request, chunks, dict(session.framing.headers))
 
 
 async def stop(request: web.Request) -> web.Response:

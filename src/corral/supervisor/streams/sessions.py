@@ -29,6 +29,7 @@ from corral.supervisor.streams.conversation_ids import (
     validate_conversation_id,
     validate_stream_id,
 )
+from corral.supervisor.streams.framing import SSE, Framing
 from corral.supervisor.streams.ring import (
     OffsetAhead,
     OffsetGone,
@@ -104,8 +105,10 @@ class StreamSession:
         *,
         ring_capacity: int = DEFAULT_RING_CAPACITY,
         clock: Callable[[], float] = time.monotonic,
+        framing: Framing = SSE,
     ) -> None:
         self.conversation_id = conversation_id
+        self.framing = framing
         self.owner = owner
         self.model = model
         self.ring = RingBuffer(ring_capacity)
@@ -301,7 +304,9 @@ class SessionRegistry:
             return None
         return session
 
-    async def create(self, conversation_id: str, owner: str | None, model: str) -> StreamSession:
+    async def create(
+        self, conversation_id: str, owner: str | None, model: str, framing: Framing = SSE
+    ) -> StreamSession:
         """Start a session, cancelling and replacing this owner's older one of the same id.
 
         Raises ``InvalidConversationId``, ``SessionOwnedByOther`` (the id is held by another
@@ -330,6 +335,7 @@ class SessionRegistry:
             model,
             ring_capacity=self.ring_capacity,
             clock=self._clock,
+            framing=framing,
         )
         self._sessions[conversation_id] = session
         if old is not None:
