@@ -299,16 +299,21 @@ async def test_a_client_key_sees_only_its_models(app_client: AppClient) -> None:
     await ollama_error(response, 404)
 
 
-async def test_resumable_streams_are_refused_and_the_id_still_picks_the_cache(
+async def test_a_stream_with_a_conversation_id_is_resumable_and_a_whole_answer_is_not(
     app_client: AppClient,
 ) -> None:
     client = await app_client()
     headers = {"X-Conversation-Id": "conv-ollama-1"}
     body = {**CHAT, "options": {"num_predict": 4}}
     streamed = await client.post("/api/chat", json=body, headers=headers)
-    assert "X-Conversation-Id" in await ollama_error(streamed, 400)
+    assert streamed.headers["X-Conversation-Id"] == "conv-ollama-1"
+    streamed_bytes = await streamed.read()
+    assert lines(streamed_bytes.decode())[-1]["done"] is True
+    # Without a stream the id only picks the KV cache: no session replaces the streamed one.
     whole = await client.post("/api/chat", json={**body, "stream": False}, headers=headers)
     assert (await whole.json())["message"]["content"] == "tok0 tok1 tok2 tok3"
+    assert "X-Conversation-Id" not in whole.headers
+    assert await (await client.get("/v1/stream/conv-ollama-1")).read() == streamed_bytes
 
 
 async def test_without_keys_pulls_and_deletes_are_for_loopback_only(app_client: AppClient) -> None:

@@ -55,18 +55,26 @@ class Framing:
             return (_ndjson_line({"error": exc.message}),)
         return sse_error(exc), DONE_EVENT
 
+    def tail(self, tail: bytes, chunk: bytes) -> bytes:
+        """What ``ended`` needs of the stream so far, ``tail`` before ``chunk`` arrived: the
+        last chunk for SSE (whose end, ``[DONE]``, is written in one piece), the last line
+        for NDJSON, however many chunks it spans."""
+        if self.name == "sse":
+            return chunk
+        joined = tail + chunk
+        return joined[joined.rfind(b"\n", 0, len(joined) - 1) + 1 :]
+
     def ended(self, tail: bytes) -> bool:
-        """Whether a stream whose last bytes are ``tail`` wrote its own end (a final answer
-        or an error), so that a replay adds none."""
+        """Whether a stream whose ``tail`` is this wrote its own end (a final answer or an
+        error), so that a replay adds none."""
         if self.name == "sse":
             return tail.endswith(DONE_EVENT)
         if not tail.endswith(b"\n"):
             return False
-        last = tail[:-1].rsplit(b"\n", 1)[-1]
         try:
-            obj = json.loads(last)
+            obj = json.loads(tail)
         except ValueError:
-            return False  # a line cut by the tail's bound, or no line at all
+            return False
         return isinstance(obj, dict) and (obj.get("done") is True or "error" in obj)
 
 

@@ -17,9 +17,6 @@ from corral.supervisor.errors import CorralError, ServiceUnavailable
 from corral.supervisor.streams.ring import OffsetGone
 from corral.supervisor.streams.sessions import StreamSession
 
-# Enough of the stream's end to hold its last event or line (a final line, an error).
-_TAIL = 8 << 10
-
 
 class StreamStopped(CorralError):
     status = 499
@@ -49,7 +46,7 @@ async def replay(
         try:
             async for chunk in chunks:
                 if chunk:
-                    tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (tail + chunk)[-_TAIL:]
+                    tail = framing.tail(tail, chunk)
                 yield chunk
         except OffsetGone:
             gone = CorralError(
