@@ -4,8 +4,8 @@ The ring holds the response body as the generation wrote it. A generation that w
 failed never wrote its ``[DONE]``, and a reader that fell further behind than the ring holds
 cannot be given the bytes it missed. Either way the reader is told so in the stream itself,
 in the session's framing (an SSE error event and ``[DONE]``, or an NDJSON ``{"error": ...}``
-line), since its status line went out long ago: an empty 200,
-or a JSON error body written into an event stream, tells a client nothing it can act on.
+line), since its status line went out long ago: an empty 200, or a JSON error body written
+into an event stream, tells a client nothing it can act on.
 """
 
 from __future__ import annotations
