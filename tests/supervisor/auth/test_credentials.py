@@ -176,9 +176,11 @@ def test_config_keys_plaintext_and_hashed(store: Store, cheap_passwords: Passwor
             ConfigKey.from_hash("cfg2", "sha256:" + token_hash(hashed_secret), models=["qwen"]),
         ],
     )
-    assert creds.verify(plain) == Principal("cfg", "config", True, None, "config:cfg")
+    assert creds.verify(plain) == Principal(
+        "cfg", "config", True, None, ConfigKey.from_plaintext("cfg", plain).owner
+    )
     assert creds.verify(hashed_secret) == Principal(
-        "cfg2", "config", False, frozenset({"qwen"}), "config:cfg2"
+        "cfg2", "config", False, frozenset({"qwen"}), "config#" + token_hash(hashed_secret)[:16]
     )
     assert creds.verify(plain + "x") is None
     assert creds.auth_configured()
@@ -188,6 +190,32 @@ def test_config_keys_plaintext_and_hashed(store: Store, cheap_passwords: Passwor
         ConfigKey.from_hash("bad", "1234")
     with pytest.raises(ValueError, match="unique"):
         Credentials(store, config_keys=[ConfigKey("a", "0" * 64), ConfigKey("a", "1" * 64)])
+
+
+def test_a_config_key_owns_data_by_its_secret_and_adopts_what_its_name_owned(
+    store: Store, cheap_passwords: PasswordHashing
+) -> None:
+    """Data of an older version, owned by a config key's name, goes to the key that holds the
+    name when this version starts; a key put under that name later is someone new."""
+    db = store.db
+    with db.atomic():
+        db.execute(
+            "INSERT INTO conversations (id, owner, title, created_at, updated_at)"
+            " VALUES ('c1', 'config:ops', 'old', 1.0, 1.0)"
+        )
+    first = ConfigKey.from_plaintext("ops", "the-first-ops-key-0123456789")
+    creds = Credentials(store, passwords=cheap_passwords, config_keys=[first])
+    owners = [r[0] for r in db.execute("SELECT owner FROM conversations WHERE id = 'c1'")]
+    assert owners == [first.owner]
+    assert creds.verify("the-first-ops-key-0123456789").owner == first.owner  # type: ignore[union-attr]
+    # The operator replaces the secret under the same name (a reload): a new owner, who does
+    # not see the first key's conversation.
+    second = ConfigKey.from_plaintext("ops", "the-second-ops-key-987654321")
+    creds.use_config_keys([second])
+    assert second.owner != first.owner
+    owners = [r[0] for r in db.execute("SELECT owner FROM conversations WHERE id = 'c1'")]
+    assert owners == [first.owner]
+    assert creds.verify("the-second-ops-key-987654321").owner == second.owner  # type: ignore[union-attr]
 
 
 def test_short_config_key_is_warned_about_without_showing_it(

@@ -61,10 +61,8 @@ class Credentials:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._config_keys = tuple(config_keys)
-        names = [k.name for k in self._config_keys]
-        if len(set(names)) != len(names):
-            raise ValueError("config key names must be unique")
+        self._config_keys: tuple[ConfigKey, ...] = ()
+        self.use_config_keys(config_keys)
         self._passwords = passwords or PasswordHashing()
         self.session_ttl_s = session_ttl_s
         self.limiter = limiter or LoginRateLimiter()
@@ -77,6 +75,19 @@ class Credentials:
         if len(set(names)) != len(names):
             raise ValueError("config key names must be unique")
         self._config_keys = keys
+        self._adopt_named_data(keys)
+
+    def _adopt_named_data(self, keys: tuple[ConfigKey, ...]) -> None:
+        # Before config keys owned data by their secret's digest, they owned it by name. The
+        # conversations of a name move, once, to the key that holds that name when this
+        # version first starts; a later key under the same name is someone new.
+        db = self._store.db
+        with db.atomic():
+            for key in keys:
+                db.execute(
+                    "UPDATE conversations SET owner = ? WHERE owner = ?",
+                    [key.owner, f"config:{key.name}"],
+                )
 
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         return list(self._store.db.query(sql, list(args)))
@@ -118,7 +129,7 @@ class Credentials:
                 match = key
         if match is None:
             return None
-        return Principal(match.name, "config", match.admin, match.models, f"config:{match.name}")
+        return Principal(match.name, "config", match.admin, match.models, match.owner)
 
     def _verify_stored_key(self, digest: str) -> Principal | None:
         # The index lookup is by digest; an attacker timing it learns about SHA-256 outputs of

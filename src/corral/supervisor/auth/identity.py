@@ -34,7 +34,8 @@ class Principal:
     # What the caller's data (conversations, streams) belongs to. A stored key is its row id,
     # a user a random uid, never the name: a key revoked and created again under the same name, or a
     # user removed and added again, is someone new who must not see the old one's data.
-    # A config key is its name, which only the operator who writes the config gives out.
+    # A config key is its secret's digest: a key the operator replaces under the same name is
+    # someone new too.
     uid: str = ""
 
     @property
@@ -58,6 +59,12 @@ class ConfigKey:
     sha256: str
     admin: bool = False
     models: frozenset[str] | None = None
+
+    @property
+    def owner(self) -> str:
+        """What this key's data belongs to: its digest (a prefix, which identifies it among
+        keys without being usable as one), never its name."""
+        return f"config#{self.sha256[:16]}"
 
     @classmethod
     def from_plaintext(

@@ -1,7 +1,7 @@
 """The web UI's conversations: stored per owner in SQLite, read and written whole.
 
 A conversation belongs to the caller that created it: ``user#ID`` for a signed-in user,
-``key#ID`` (or ``config:NAME``) for an API key, and ``local`` while auth is off (ids, not
+``key#ID`` (or ``config#DIGEST``) for an API key, and ``local`` while auth is off (ids, not
 names: see ``Principal.uid``). Another
 owner's conversation is indistinguishable from a missing one. The messages are one JSON array
 that the UI replaces with each PATCH; its count and encoded size are capped so that one client
