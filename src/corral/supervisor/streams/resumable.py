@@ -184,8 +184,10 @@ class Streams:
         except CorralError as exc:
             log.warning("stream %s failed: %s", session.conversation_id, exc.message)
         finally:
-            await generation.close()
+            # Final before the generation's cleanup awaits the child: a reader that has just
+            # read the last event and asks for the session must find it ended.
             session.finish(state)
+            await generation.close()
             if on_end is not None:
                 await on_end(session.state)  # after finish: readers are not kept waiting
 
