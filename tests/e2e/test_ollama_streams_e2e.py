@@ -23,10 +23,12 @@ def test_an_ollama_client_that_leaves_mid_answer_can_read_the_rest(
     supervisor: SupervisorFactory,
 ) -> None:
     sup = supervisor(PRESETS)
-    client = ollama.Client(host=sup.base_url, headers={"X-Conversation-Id": "olla-e2e"})
-    parts = client.chat("fake-60", messages=[{"role": "user", "content": "go"}], stream=True)
-    seen = [next(parts).message.content for _ in range(3)]
-    parts.close()  # the client goes away after three lines
+    # Closed here, not left to the garbage collector: its pooled socket would be reported
+    # unclosed in whichever later test the collection happens to run.
+    with ollama.Client(host=sup.base_url, headers={"X-Conversation-Id": "olla-e2e"}) as client:
+        parts = client.chat("fake-60", messages=[{"role": "user", "content": "go"}], stream=True)
+        seen = [next(parts).message.content for _ in range(3)]
+        parts.close()  # the client goes away after three lines
     with sup.http() as http:
         whole = http.get("/v1/stream/olla-e2e", timeout=60)
         assert whole.headers["Content-Type"].startswith("application/x-ndjson")

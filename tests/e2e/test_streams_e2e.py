@@ -260,9 +260,10 @@ def test_new_post_replaces_and_cancels_the_old_session(sup: Supervisor) -> None:
     old = post_stream(sup, "conv-r", "fake-slow")
     read_bytes(old, limit=2)
     new = post_stream(sup, "conv-r", "fake-60")
-    old_rest = read_bytes(old)  # the old follower ends
+    old_rest = read_bytes(old)  # the old follower ends, told that its generation stopped
     old.close()
-    assert b"tok" in old_rest or old_rest == b""
+    assert old_rest.endswith(b"data: [DONE]\n\n"), old_rest
+    assert b'"code":"stream_stopped"' in old_rest, old_rest
     body = read_bytes(new)
     new.close()
     assert text_of(body) == " ".join(f"tok{i}" for i in range(60))
